@@ -1,0 +1,158 @@
+"""Membership changes asked for by local users: join, leave, invite, kick, ban, unban, forget.
+
+The room's auth rules decide what is allowed; this module only shapes the member event and
+turns a few cases the rules would allow silently (a no-op join, unbanning someone not banned)
+into what clients expect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.errors import Codes, MatrixError, forbidden, not_found
+from homeserver.events.event import Event
+from homeserver.identifiers import server_of
+from homeserver.rooms.event_creation import EventCreator, EventDraft
+from homeserver.rooms.spaces import restricted_join_content
+from storage.store import Storage
+
+
+class MembershipService:
+    def __init__(self, server_name: str, storage: Storage, creator: EventCreator) -> None:
+        self.server_name = server_name
+        self.storage = storage
+        self.creator = creator
+
+    async def profile_content(self, user_id: str) -> dict[str, Any]:
+        """displayname and avatar_url as member events carry them."""
+        profile = await self.storage.accounts.get_profile(user_id)
+        content: dict[str, Any] = {}
+        if profile:
+            if profile[0] is not None:
+                content["displayname"] = profile[0]
+            if profile[1] is not None:
+                content["avatar_url"] = profile[1]
+        return content
+
+    async def resolve_room(self, room_id_or_alias: str) -> str:
+        if room_id_or_alias.startswith("#"):
+            found = await self.storage.rooms.get_alias(room_id_or_alias)
+            if found is None:
+                raise not_found("Room alias not found")
+            return found[0]
+        if not room_id_or_alias.startswith("!"):
+            raise MatrixError(400, Codes.INVALID_PARAM, "Not a room ID or alias")
+        return room_id_or_alias
+
+    async def _current_membership(self, room_id: str, user_id: str) -> str | None:
+        snapshot = await self.storage.state.get_snapshot(room_id)
+        if snapshot is None:
+            raise not_found("Unknown room")
+        return snapshot.membership_of(user_id)
+
+    async def join(self, user_id: str, room_id: str, reason: str | None = None) -> Event | None:
+        """Joins a room on this server; None when the user is already joined."""
+        membership = await self._current_membership(room_id, user_id)
+        if membership == "join":
+            return None
+        content = {"membership": "join", **await self.profile_content(user_id)}
+        if reason:
+            content["reason"] = reason
+        if membership != "invite":
+            # A restricted room admits members of the rooms it allows, vouched for by a member.
+            snapshot = await self.storage.state.get_snapshot(room_id)
+            assert snapshot is not None
+            content.update(
+                await restricted_join_content(self.storage, self.server_name, snapshot, user_id)
+            )
+        await self.storage.rooms.unforget(user_id, room_id)
+        return await self._send(room_id, user_id, user_id, content)
+
+    async def check_guest_may_join(self, room_id: str) -> None:
+        """Guests join only rooms whose m.room.guest_access is "can_join"."""
+        snapshot = await self.storage.state.get_snapshot(room_id)
+        if snapshot is None:
+            raise not_found("Unknown room")
+        event_id = snapshot.state.get(("m.room.guest_access", ""))
+        event = await self.storage.events.get_event(event_id) if event_id else None
+        if event is None or event.content.get("guest_access") != "can_join":
+            raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is not allowed")
+
+    async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> Event:
+        membership = await self._current_membership(room_id, user_id)
+        if membership not in ("join", "invite", "knock"):
+            raise forbidden("You are not in this room")
+        content: dict[str, Any] = {"membership": "leave"}
+        if reason:
+            content["reason"] = reason
+        return await self._send(room_id, user_id, user_id, content)
+
+    async def knock(self, user_id: str, room_id: str, reason: str | None = None) -> Event:
+        """Asks to be let in; the auth rules refuse rooms whose join rule does not allow it."""
+        await self._current_membership(room_id, user_id)  # 404 for an unknown room
+        content: dict[str, Any] = {"membership": "knock", **await self.profile_content(user_id)}
+        if reason:
+            content["reason"] = reason
+        event = await self._send(room_id, user_id, user_id, content)
+        # A forgotten room comes back to /sync once the user knocks on it again.
+        await self.storage.rooms.unforget(user_id, room_id)
+        return event
+
+    async def invite(
+        self,
+        sender: str,
+        room_id: str,
+        target: str,
+        reason: str | None = None,
+        is_direct: bool = False,
+    ) -> Event:
+        if server_of(target) != self.server_name:
+            raise MatrixError(
+                403, Codes.FORBIDDEN, f"Cannot invite {target}: federation is not enabled"
+            )
+        if not await self.storage.accounts.user_exists(target):
+            raise not_found(f"User {target} does not exist")
+        membership = await self._current_membership(room_id, target)
+        if membership == "join":
+            raise forbidden(f"{target} is already in the room")
+        if membership == "ban":
+            raise forbidden(f"{target} is banned from the room")
+        content: dict[str, Any] = {"membership": "invite", **await self.profile_content(target)}
+        if reason:
+            content["reason"] = reason
+        if is_direct:
+            content["is_direct"] = True
+        return await self._send(room_id, sender, target, content)
+
+    async def kick(self, sender: str, room_id: str, target: str, reason: str | None) -> Event:
+        membership = await self._current_membership(room_id, target)
+        if membership not in ("join", "invite", "knock"):
+            raise forbidden(f"{target} is not in the room")
+        content: dict[str, Any] = {"membership": "leave"}
+        if reason:
+            content["reason"] = reason
+        return await self._send(room_id, sender, target, content)
+
+    async def ban(self, sender: str, room_id: str, target: str, reason: str | None) -> Event:
+        content: dict[str, Any] = {"membership": "ban"}
+        if reason:
+            content["reason"] = reason
+        return await self._send(room_id, sender, target, content)
+
+    async def unban(self, sender: str, room_id: str, target: str, reason: str | None) -> Event:
+        if await self._current_membership(room_id, target) != "ban":
+            raise forbidden(f"{target} is not banned")
+        content: dict[str, Any] = {"membership": "leave"}
+        if reason:
+            content["reason"] = reason
+        return await self._send(room_id, sender, target, content)
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        membership = await self._current_membership(room_id, user_id)
+        if membership in ("join", "invite", "knock"):
+            raise MatrixError(400, Codes.UNKNOWN, "The user has not left the room")
+        await self.storage.rooms.forget(user_id, room_id)
+
+    async def _send(self, room_id: str, sender: str, target: str, content: dict[str, Any]) -> Event:
+        draft = EventDraft("m.room.member", sender, content, state_key=target)
+        return await self.creator.send(room_id, draft)

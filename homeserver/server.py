@@ -1,0 +1,140 @@
+"""HomeServer: builds each service once, wires the observers, opens the listeners.
+
+This is the only module that knows every part; the parts know only what they are given.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from twisted.internet.interfaces import IListeningPort
+
+from client_api.site import build_site
+from homeserver.accounts.auth import Authenticator
+from homeserver.accounts.service import AccountService
+from homeserver.clock import Clock
+from homeserver.config import HomeServerConfig, ListenerConfig
+from homeserver.directory import Directories
+from homeserver.e2ee import E2ee
+from homeserver.ephemeral import EphemeralStreams
+from homeserver.events.signing import read_signing_key
+from homeserver.ignored_users import IgnoredUsers
+from homeserver.media.repository import build_media_repository
+from homeserver.ratelimit import Ratelimiter, RateLimiters
+from homeserver.rooms.event_creation import EventCreator
+from homeserver.rooms.membership import MembershipService
+from homeserver.rooms.room_creation import RoomCreator
+from homeserver.rooms.spaces import SpaceHierarchy
+from homeserver.rooms.upgrade import RoomUpgrader
+from homeserver.sync.notifier import Notifier
+from homeserver.sync.pagination import PaginationHandler
+from homeserver.sync.sync import SyncHandler
+from storage.store import Storage, open_database
+
+logger = logging.getLogger(__name__)
+
+
+class HomeServer:
+    def __init__(self, config: HomeServerConfig, reactor: Any) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.clock = Clock(reactor)
+        self.server_name = config.server_name
+        self.signing_key = read_signing_key(config.signing_key_path)
+        db_config = config.database
+        self.db = open_database(
+            reactor,
+            db_config.engine,
+            sqlite_path=db_config.sqlite_path,
+            postgres_conninfo=db_config.postgres_conninfo,
+            cp_min=db_config.cp_min,
+            cp_max=db_config.cp_max,
+        )
+        self.storage = Storage(self.db)
+        self.rate_limiters = _rate_limiters(config, self.clock)
+        self.event_creator = EventCreator(
+            self.server_name, self.signing_key, self.storage, self.clock
+        )
+        self.membership = MembershipService(self.server_name, self.storage, self.event_creator)
+        self.room_creator = RoomCreator(
+            self.server_name, self.storage, self.event_creator, config.default_room_version
+        )
+        self.notifier = Notifier(self.storage, self.clock)
+        self.storage.persister.add_observer(self.notifier.on_new_events)
+        # Typing, receipts and presence: sync sources beside room events (homeserver/ephemeral).
+        self.ephemeral = EphemeralStreams(config, self.storage, self.notifier, self.clock)
+        # Room stats, public room list, user directory; persister observers like the notifier.
+        self.directories = Directories(config, self.storage)
+        self.spaces = SpaceHierarchy(self.storage, self.clock)
+        self.room_upgrader = RoomUpgrader(self.storage, self.event_creator, self.membership)
+        self.authenticator = Authenticator(self.storage, self.clock)
+        self.accounts = AccountService(config, self.storage, self.clock, self.membership)
+        # End-to-end encryption: to-device and device-list streams in /sync; deleting a device
+        # deletes its keys and messages.
+        self.e2ee = E2ee(self.server_name, self.storage, self.notifier, self.clock)
+        for source in self.e2ee.sync_sources():
+            self.notifier.add_source(source)
+        self.accounts.device_observers.append(self.e2ee.on_devices_deleted)
+        # One cache of ignore lists, shared by /sync and /messages.
+        self.ignored_users = IgnoredUsers(self.storage)
+        self.sync = SyncHandler(
+            self.storage, self.notifier, self.clock, ignored_users=self.ignored_users
+        )
+        self.pagination = PaginationHandler(
+            self.storage, config.pagination_max_limit, self.clock, ignored_users=self.ignored_users
+        )
+        self.media = build_media_repository(config, self.storage.media, self.clock, reactor)
+        self.ports: list[IListeningPort] = []
+
+    async def start(self) -> None:
+        await self.storage.start()
+        await self.ephemeral.start()
+        await self.directories.start()
+
+    def listen(self) -> list[IListeningPort]:
+        for listener in self.config.listeners:
+            self.ports.extend(self._listen(listener))
+        return self.ports
+
+    def _listen(self, listener: ListenerConfig) -> list[IListeningPort]:
+        site = build_site(self, listener)
+        ports = []
+        for address in listener.bind_addresses:
+            try:
+                ports.append(self.reactor.listenTCP(listener.port, site, interface=address))
+            except Exception as error:
+                # Binding "::" often covers IPv4 too, so a following "0.0.0.0" finds it taken.
+                if address == "0.0.0.0" and any(p.getHost().host == "::" for p in ports):
+                    continue
+                raise RuntimeError(
+                    f"cannot listen on {address}:{listener.port}: {error}"
+                ) from error
+            logger.info("listening on http://%s:%d", address, ports[-1].getHost().port)
+        return ports
+
+    async def stop(self) -> None:
+        for port in self.ports:
+            await port.stopListening()
+        self.ports = []
+        self.ephemeral.stop()
+        self.db.stop()
+
+
+def _rate_limiters(config: HomeServerConfig, clock: Clock) -> RateLimiters:
+    def limiter(rc: Any) -> Ratelimiter:
+        return Ratelimiter(rc.per_second, rc.burst_count, clock)
+
+    return RateLimiters(
+        {
+            "message": limiter(config.rc_message),
+            "registration": limiter(config.rc_registration),
+            "login_address": limiter(config.rc_login.address),
+            "login_account": limiter(config.rc_login.account),
+            "login_failed": limiter(config.rc_login.failed_attempts),
+            "join": limiter(config.rc_joins.local),
+            "invite": limiter(config.rc_invites.per_user),
+            "room_creation": limiter(config.rc_room_creation),
+            "media_create": limiter(config.media.rc_media_create),
+        }
+    )

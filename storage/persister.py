@@ -1,0 +1,288 @@
+"""The one writer of room events.
+
+Callers hand over fully prepared events (signed, authorised, with their state groups planned);
+the persister assigns `stream_ordering`, writes everything in one transaction, then updates the
+in-memory caches and tells the observers. Requests that arrive while a transaction is running
+are queued and written together in the next one (group commit), so a burst of concurrent sends
+costs one commit, not one each.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from twisted.internet import defer
+
+from homeserver.events.canonical_json import encode_canonical_json
+from homeserver.events.event import Event
+from storage.database import Database, Txn
+from storage.events import EventStore
+from storage.relations import write_relations
+from storage.search import write_search
+from storage.state import (
+    RoomSnapshot,
+    StateGroupWrite,
+    StateMap,
+    StateStore,
+    write_state_groups,
+)
+from storage.streams import ChangeTracker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EventToPersist:
+    event: Event
+    state_before: int | None
+    state_after: int | None
+    new_state_group: StateGroupWrite | None = None
+    # The full state of new_state_group, cached once the group is committed.
+    state_after_map: StateMap | None = None
+    # (user_id, device_id, scope, txn_id) of the client request that sent it.
+    txn_key: tuple[str, str, str, str] | None = None
+    # Set when the event is a redaction that takes effect on its target.
+    redaction_applies: bool = False
+
+
+Observer = Callable[[list[Event]], None]
+
+
+class EventPersister:
+    def __init__(self, db: Database, events: EventStore, state: StateStore) -> None:
+        self.db = db
+        self.events = events
+        self.state = state
+        self.observers: list[Observer] = []
+        # The position of the newest committed event: what readers may see. Batches commit one
+        # at a time, in order, so no gap below it can still fill in.
+        self.max_stream_ordering = 0
+        self._last_allocated = 0
+        # Users whose membership changed, by position: lets /sync skip its membership query.
+        self.membership_changes = ChangeTracker()
+        self._queue: list[tuple[list[EventToPersist], defer.Deferred]] = []
+        self._writing = False
+        self.batches_written = 0
+
+    async def start(self) -> None:
+        self.max_stream_ordering = await self.events.get_max_stream_ordering()
+        self._last_allocated = self.max_stream_ordering
+        self.membership_changes = ChangeTracker(floor=self.max_stream_ordering)
+
+    def add_observer(self, observer: Observer) -> None:
+        self.observers.append(observer)
+
+    async def persist(self, items: list[EventToPersist]) -> None:
+        """Returns once `items` are committed and visible; sets each event's stream_ordering."""
+        done: defer.Deferred = defer.Deferred()
+        self._queue.append((items, done))
+        self._write_next_batch()
+        await done
+
+    def _write_next_batch(self) -> None:
+        if self._writing or not self._queue:
+            return
+        self._writing = True
+        batch, self._queue = self._queue, []
+        defer.ensureDeferred(self._write_batch(batch))
+
+    async def _write_batch(self, batch: list[tuple[list[EventToPersist], defer.Deferred]]) -> None:
+        committed: list[Event] = []
+        try:
+            try:
+                committed = await self._commit([item for items, _ in batch for item in items])
+                outcomes = [(done, None) for _, done in batch]
+            except Exception as batch_error:
+                if len(batch) == 1:
+                    outcomes = [(batch[0][1], batch_error)]
+                else:
+                    # One bad request must not fail the others that shared its transaction.
+                    outcomes = []
+                    for items, done in batch:
+                        try:
+                            committed += await self._commit(items)
+                            outcomes.append((done, None))
+                        except Exception as error:
+                            outcomes.append((done, error))
+        finally:
+            self._writing = False
+        # The senders hear first, then everyone else (long-polls, pushers, federation).
+        for done, error in outcomes:
+            if error is None:
+                done.callback(None)
+            else:
+                done.errback(error)
+        self._tell_observers(committed)
+        self._write_next_batch()
+
+    async def _commit(self, items: list[EventToPersist]) -> list[Event]:
+        """Writes `items` in one transaction and updates the caches; returns the timeline events."""
+        for item in items:
+            if not item.event.outlier:
+                self._last_allocated += 1
+                item.event.stream_ordering = self._last_allocated
+        await self.db.run("persist_events", _persist_txn, items, int(time.time() * 1000))
+        self.max_stream_ordering = self._last_allocated
+        self.batches_written += 1
+        self.state.commits += 1
+        for item in items:
+            self._update_caches(item)
+        return [item.event for item in items if not item.event.outlier]
+
+    def _tell_observers(self, events: list[Event]) -> None:
+        if not events:
+            return
+        for observer in self.observers:
+            try:
+                observer(events)
+            except Exception:
+                logger.exception("event observer failed")
+
+    def _update_caches(self, item: EventToPersist) -> None:
+        event = item.event
+        if item.txn_key is not None:
+            event.sent_by = (item.txn_key[1], item.txn_key[3])
+        event.state_group_before = item.state_before
+        self.events.cache.set(event.event_id, event)
+        if item.new_state_group is not None and item.state_after_map is not None:
+            self.state.remember_group(item.new_state_group, item.state_after_map)
+        if event.outlier:
+            return
+        if event.rejected_reason is None:
+            self.events.note_persisted(event)
+        else:
+            self.events.room_positions[event.room_id] = event.stream_ordering or 0
+        if event.type == "m.room.create":
+            self.events.remember_room_version(event.room_id, event.room_version)
+        if item.redaction_applies and event.redacts:
+            self.events.note_redacted(event.room_id, event.redacts, event.event_id)
+        snapshot = self.state.snapshots.get(event.room_id)
+        if snapshot is not None and event.rejected_reason is None:
+            _advance_snapshot(snapshot, item)
+        if event.type == "m.room.member" and event.rejected_reason is None:
+            self.state.note_membership(event.state_key or "", event.room_id, event.membership or "")
+            self.membership_changes.note(event.state_key or "", event.stream_ordering or 0)
+
+
+def _advance_snapshot(snapshot: RoomSnapshot, item: EventToPersist) -> None:
+    event = item.event
+    prevs = set(event.prev_event_ids)
+    snapshot.forward_extremities = [
+        e for e in snapshot.forward_extremities if e not in prevs and e != event.event_id
+    ] + [event.event_id]
+    snapshot.max_depth = max(snapshot.max_depth, event.depth)
+    if event.is_state():
+        snapshot.state[event.state_tuple] = event.event_id
+        snapshot.state_group = item.state_after
+        if event.type == "m.room.member":
+            snapshot.memberships[event.state_key or ""] = event.membership or ""
+
+
+def _persist_txn(txn: Txn, items: list[EventToPersist], now_ms: int) -> None:
+    for item in items:
+        event = item.event
+        if event.type == "m.room.create" and event.state_key == "" and not event.outlier:
+            _insert_room(txn, event, now_ms)
+    txn.executemany(
+        "INSERT INTO events (event_id, stream_ordering, room_id, type, state_key, sender, depth,"
+        " origin_server_ts, received_ts, outlier, rejected_reason, state_before, state_after, json)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [_event_row(item, now_ms) for item in items],
+    )
+    txn.executemany(
+        "INSERT INTO event_edges (event_id, prev_event_id) VALUES (?, ?)",
+        [(item.event.event_id, prev) for item in items for prev in item.event.prev_event_ids],
+    )
+    write_state_groups(txn, [i.new_state_group for i in items if i.new_state_group is not None])
+    for item in items:
+        if not item.event.outlier:
+            _update_room_tables(txn, item)
+        if item.txn_key is not None:
+            user_id, device_id, scope, txn_id = item.txn_key
+            txn.execute(
+                "INSERT INTO event_txn_ids (user_id, device_id, scope, txn_id, event_id,"
+                " inserted_ts) VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, device_id, scope, txn_id, item.event.event_id, now_ms),
+            )
+    # Relations and search text commit with their events; redactions take both away.
+    write_relations(txn, items)
+    write_search(txn, items)
+
+
+def _insert_room(txn: Txn, event: Event, now_ms: int) -> None:
+    creator = event.content.get("creator", event.sender)
+    txn.execute(
+        "INSERT INTO rooms (room_id, room_version, creator, is_public, created_ts)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id) DO NOTHING",
+        (event.room_id, event.room_version.identifier, creator, False, now_ms),
+    )
+
+
+def _event_row(item: EventToPersist, now_ms: int) -> tuple:
+    event = item.event
+    pdu_json = encode_canonical_json(event.pdu).decode("utf-8")
+    return (
+        event.event_id,
+        event.stream_ordering,
+        event.room_id,
+        event.type,
+        event.state_key,
+        event.sender,
+        event.depth,
+        event.origin_server_ts,
+        now_ms,
+        event.outlier,
+        event.rejected_reason,
+        item.state_before,
+        item.state_after,
+        pdu_json,
+    )
+
+
+def _update_room_tables(txn: Txn, item: EventToPersist) -> None:
+    event = item.event
+    if event.rejected_reason is not None:
+        return
+    room_id = event.room_id
+    if event.prev_event_ids:
+        txn.execute(
+            "DELETE FROM event_forward_extremities WHERE room_id = ? AND event_id IN"
+            f" ({','.join('?' * len(event.prev_event_ids))})",
+            [room_id, *event.prev_event_ids],
+        )
+    txn.execute(
+        "INSERT INTO event_forward_extremities (room_id, event_id) VALUES (?, ?)",
+        (room_id, event.event_id),
+    )
+    if event.is_state():
+        txn.execute(
+            "INSERT INTO current_state (room_id, type, state_key, event_id, membership)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, type, state_key) DO UPDATE"
+            " SET event_id = excluded.event_id, membership = excluded.membership",
+            (room_id, event.type, event.state_key, event.event_id, event.membership),
+        )
+        txn.execute(
+            "UPDATE rooms SET current_state_group = ? WHERE room_id = ?",
+            (item.state_after, room_id),
+        )
+        if event.type == "m.room.member":
+            txn.execute(
+                "INSERT INTO room_memberships (event_id, room_id, user_id, sender, membership,"
+                " stream_ordering) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    event.event_id,
+                    room_id,
+                    event.state_key,
+                    event.sender,
+                    event.membership,
+                    event.stream_ordering,
+                ),
+            )
+    if item.redaction_applies and event.redacts:
+        txn.execute(
+            "INSERT INTO redactions (event_id, redacts) VALUES (?, ?)",
+            (event.event_id, event.redacts),
+        )
