@@ -32,6 +32,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 
 from homeserver.clock import Clock
@@ -109,6 +110,8 @@ class PresenceService:
         self.states: dict[str, UserPresence] = {}
         self.log = PositionLog()
         self._syncs: dict[str, int] = {}  # user -> /sync requests in progress that count
+        # user -> waiters for the user's presence change being written right now (see syncing)
+        self._writing: dict[str, list[defer.Deferred[None]]] = {}
         self._last_sync: dict[str, float] = {}  # user -> when their last such /sync ended
         self._written_active: dict[str, int] = {}  # user -> last_active_ts in the database
         self._timers: dict[str, IDelayedCall] = {}
@@ -179,6 +182,12 @@ class PresenceService:
             return
         self._syncs[user_id] = self._syncs.get(user_id, 0) + 1
         try:
+            if user_id in self._writing:
+                # A change still being written (activity recorded in the background) would
+                # otherwise land just after this sync's token and wake the next long-poll.
+                waiter: defer.Deferred[None] = defer.Deferred()
+                self._writing[user_id].append(waiter)
+                await waiter
             await self._sync_started(user_id, set_presence)
             yield
         finally:
@@ -233,6 +242,7 @@ class PresenceService:
         position = stream.allocate()
         after = replace(after, stream_id=position)
         self.states[user_id] = after
+        self._writing.setdefault(user_id, [])
         try:
             await self.storage.presence.put(
                 StoredPresence(
@@ -241,6 +251,8 @@ class PresenceService:
             )
         finally:
             stream.finish(position)
+            for waiter in self._writing.pop(user_id, []):
+                waiter.callback(None)
         self._written_active[user_id] = after.last_active_ts
         self.log.note(position, user_id)
         self._wakeups.committed(
