@@ -55,7 +55,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-AuthMode = Literal["required", "optional", "none"]
+# "federation": the X-Matrix signature of another server (federation/inbound_auth.py).
+AuthMode = Literal["required", "optional", "none", "federation"]
 
 # Methods whose body we hand to handlers; DELETE included (DELETE /devices/{id} carries auth).
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -79,6 +80,8 @@ class Response:
 
 Handler = Callable[["ApiRequest"], Awaitable["tuple[int, Any] | Response"]]
 Authenticator = Callable[[str, "ApiRequest"], Awaitable[Requester]]
+# Checks a request's X-Matrix signature; answers the origin server's name.
+ServerAuthenticator = Callable[["ApiRequest"], Awaitable[str]]
 
 
 # -- the request as handlers see it ----------------------------------------------------------------
@@ -108,6 +111,7 @@ class ApiRequest:
         token_args = self.args.pop("access_token", None)
         self._query_token = token_args[0] if token_args else None
         self.requester: Requester | None = None
+        self.origin: str | None = None  # the calling server, on federation routes
         self.access_token: str | None = None
         self.body = _read_body(request) if method in _METHODS_WITH_BODY else b""
         self._json: dict[str, Any] | None = None
@@ -239,8 +243,8 @@ class Router:
         ratelimit: str | None = None,
         max_body_size: int | None = None,
     ) -> None:
-        if auth not in ("required", "optional", "none"):
-            raise ValueError(f"auth must be 'required', 'optional' or 'none', not {auth!r}")
+        if auth not in ("required", "optional", "none", "federation"):
+            raise ValueError(f"auth must be 'required', 'optional', 'none' or 'federation', not {auth!r}")
         node, params = self._node_for(pattern)
         for method in [methods] if isinstance(methods, str) else methods:
             method = method.upper()
@@ -378,10 +382,12 @@ class JsonResource(Resource):
         rate_limiters: RateLimiters | None,
         x_forwarded: bool,
         max_body_size: int,
+        server_authenticator: ServerAuthenticator | None = None,
     ) -> None:
         super().__init__()
         self.router = router
         self.authenticator = authenticator
+        self.server_authenticator = server_authenticator
         self.clock = clock
         self.rate_limiters = rate_limiters
         self.x_forwarded = x_forwarded
@@ -455,6 +461,11 @@ class JsonResource(Resource):
 
     async def _authenticate(self, route: Route, request: ApiRequest) -> None:
         if route.auth == "none":
+            return
+        if route.auth == "federation":
+            if self.server_authenticator is None:
+                raise MatrixError(401, Codes.UNAUTHORIZED, "Federation is not served here")
+            request.origin = await self.server_authenticator(request)
             return
         token = _access_token(request)
         if token is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import weakref
 from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
@@ -274,6 +275,29 @@ class HomeserverSite(server.Site):
         self.max_body_size = max_body_size
         self.x_forwarded = x_forwarded
         self.access_logger = logging.getLogger(access_log_name)
+        # Connections we accepted (weakly held: a closed one simply disappears), so that a
+        # stopping server can close those its peers keep alive.
+        self.open_connections: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        if protocol is not None:
+            self.open_connections.add(protocol)
+        return protocol
+
+    def close_connections(self) -> int:
+        """Aborts every open connection; how many there were (they close on the next turn of
+        the reactor)."""
+        closed = 0
+        for protocol in list(self.open_connections):
+            # Site builds a wrapper that picks HTTP/1.1 or HTTP/2; the transport is its channel's.
+            channel = getattr(protocol, "_channel", protocol)
+            transport = getattr(channel, "transport", None)
+            if transport is None or getattr(transport, "disconnected", False):
+                continue
+            transport.abortConnection()
+            closed += 1
+        return closed
 
     def startFactory(self) -> None:
         # Skip Twisted's access-log file and its once-a-second date refresh: we log ourselves.

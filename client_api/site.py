@@ -8,6 +8,7 @@ from twisted.web.server import Site
 
 from client_api.http import ApiRequest, JsonResource, Router, make_site
 from client_api.servlets import ROUTE_GROUPS
+from federation.servlets import FEDERATION_ROUTE_GROUPS
 from homeserver.accounts.auth import Requester
 from homeserver.config import ListenerConfig
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 def build_router(hs: HomeServer, resource_names: frozenset[str]) -> Router:
     router = Router()
-    for resource, register_routes in ROUTE_GROUPS:
+    for resource, register_routes in ROUTE_GROUPS + FEDERATION_ROUTE_GROUPS:
         if resource in resource_names or resource == "always":
             register_routes(router, hs)
     return router
@@ -34,6 +35,7 @@ def build_site(hs: HomeServer, listener: ListenerConfig) -> Site:
         rate_limiters=hs.rate_limiters,
         x_forwarded=listener.x_forwarded,
         max_body_size=hs.config.max_request_body_size,
+        server_authenticator=hs.server_authenticator,
     )
     return make_site(
         resource,

@@ -253,6 +253,11 @@ class HomeServerConfig:
     log_level: str
 
     serve_server_wellknown: bool
+    # How long other servers may cache our keys: the valid_until_ts we publish is now + this.
+    key_refresh_interval_ms: int
+    # Keys we signed with before (key ID -> (unpadded base64 public key, expired_ts)), published
+    # so that events signed with them still verify.
+    old_signing_keys: Mapping[str, tuple[str, int]]
     suppress_key_server_warning: bool
     trusted_key_servers: tuple[TrustedKeyServer, ...]
     federation_domain_whitelist: frozenset[str] | None
@@ -850,6 +855,19 @@ def _trusted_key_server(ctx: _Context, key: str, value: Any) -> TrustedKeyServer
     )
 
 
+def _old_signing_keys(top: _Section) -> Mapping[str, tuple[str, int]]:
+    keys = top.section("old_signing_keys")
+    old: dict[str, tuple[str, int]] = {}
+    for key_id in keys.data:
+        entry = keys.section(str(key_id))
+        entry.warn_unknown({"key", "expired_ts"})
+        public = entry.get_str("key")
+        if not str(key_id).startswith("ed25519:") or not public:
+            raise keys.error(str(key_id), "expected an ed25519 key ID with `key` and `expired_ts`")
+        old[str(key_id)] = (public, entry.get_int("expired_ts", 0, lo=0))
+    return MappingProxyType(old)
+
+
 def _ip_ranges(top: _Section, name: str, default: Sequence[str]) -> tuple[IPNetwork, ...]:
     items = top.list_items(name)
     if items is None:
@@ -986,6 +1004,8 @@ KNOWN_TOP_LEVEL_KEYS = {
     "log_config",
     "log_level",
     "serve_server_wellknown",
+    "key_refresh_interval",
+    "old_signing_keys",
     "suppress_key_server_warning",
     "trusted_key_servers",
     "federation_domain_whitelist",
@@ -1073,6 +1093,10 @@ def parse_config(data: Any, config_path: str) -> HomeServerConfig:
         log_config=top.get_path("log_config"),
         log_level=_log_level(top),
         serve_server_wellknown=top.get_bool("serve_server_wellknown", False),
+        key_refresh_interval_ms=top.get(
+            "key_refresh_interval", 24 * 3600 * 1000, _check_duration
+        ),
+        old_signing_keys=_old_signing_keys(top),
         suppress_key_server_warning=top.get_bool("suppress_key_server_warning", False),
         trusted_key_servers=tuple(
             _trusted_key_server(ctx, k, v) for k, v in top.list_items("trusted_key_servers") or []

@@ -14,23 +14,26 @@ import io
 import ipaddress
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import treq.client
+from OpenSSL import SSL
 from twisted.internet import defer, task
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError, DNSLookupError
 from twisted.internet.interfaces import (
     IHostnameResolver,
+    IOpenSSLClientConnectionCreator,
     IProtocolFactory,
     IResolutionReceiver,
     IStreamClientEndpoint,
 )
 from twisted.internet.protocol import Protocol
+from twisted.internet.ssl import CertificateOptions
 from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
@@ -132,6 +135,31 @@ class HttpResponse:
             raise HttpClientError(f"response from {self.url} is not JSON: {e}") from None
 
 
+@implementer(IOpenSSLClientConnectionCreator)
+class _UnverifiedTLS:
+    """TLS that sends SNI but accepts any certificate (federation_verify_certificates: false)."""
+
+    def __init__(self, hostname: bytes) -> None:
+        self._hostname = hostname
+        self._context = CertificateOptions(verify=False).getContext()
+
+    def clientConnectionForTLS(self, tls_protocol: Any) -> SSL.Connection:
+        connection = SSL.Connection(self._context, None)
+        connection.set_app_data(tls_protocol)
+        if _parse_ip(self._hostname.decode("ascii")) is None:
+            connection.set_tlsext_host_name(self._hostname)
+        connection.set_connect_state()
+        return connection
+
+
+@implementer(IPolicyForHTTPS)
+class UnverifiedTLSPolicy:
+    """Accepts every server certificate: only for test set-ups that ask for it in config."""
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> _UnverifiedTLS:
+        return _UnverifiedTLS(hostname)
+
+
 # -- connecting only to checked addresses --------------------------------------------------------
 
 
@@ -162,19 +190,22 @@ class _CheckedEndpoint:
         self._host = host
         self._port = port
         self._tls = tls
+        # Federation may connect elsewhere (an SRV target) than the name the certificate is for.
+        self._connect_host = client.connect_host(host, port) if client.connect_host else host
 
     def connect(self, factory: IProtocolFactory) -> defer.Deferred:
         return defer.ensureDeferred(self._connect(factory))
 
     async def _connect(self, factory: IProtocolFactory) -> Any:
         client = self._client
-        addresses = [self._host] if _parse_ip(self._host) else await self._resolve()
+        host = self._connect_host
+        addresses = [host] if _parse_ip(host) else await self._resolve()
         allowed = [a for a in addresses if client.policy.allows(a)]
         if not allowed:
             if addresses:
-                logger.info("Refusing outbound request to %s: %s blocked", self._host, addresses)
-                raise BlockedAddress(f"{self._host} resolves only to blocked addresses")
-            raise DNSLookupError(f"no addresses for {self._host}")
+                logger.info("Refusing outbound request to %s: %s blocked", host, addresses)
+                raise BlockedAddress(f"{host} resolves only to blocked addresses")
+            raise DNSLookupError(f"no addresses for {host}")
         last_error: BaseException | None = None
         for address in allowed[:4]:
             try:
@@ -187,7 +218,7 @@ class _CheckedEndpoint:
     async def _resolve(self) -> list[str]:
         receiver = _Addresses()
         self._client.resolver.resolveHostName(
-            receiver, self._host, self._port, addressTypes=[IPv4Address, IPv6Address]
+            receiver, self._connect_host, self._port, addressTypes=[IPv4Address, IPv6Address]
         )
         return await receiver.done
 
@@ -285,8 +316,11 @@ class HttpClient:
         retries: int = 2,
         retry_backoff: float = 0.5,
         persistent: bool = False,
+        connect_host: Callable[[str, int], str] | None = None,
     ) -> None:
         self.reactor = reactor
+        # (URL host, port) -> the host to connect to instead; the URL host names the certificate.
+        self.connect_host = connect_host
         self.policy = policy
         self.user_agent = user_agent
         self.resolver = resolver or reactor.nameResolver

@@ -9,8 +9,19 @@ import logging
 from typing import Any
 
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.ssl import Certificate, CertificateOptions, PrivateCertificate
 
 from client_api.site import build_site
+from federation.client import build_federation_client
+from federation.edus import EduHandlers
+from federation.fanout import PduFanout
+from federation.inbound_auth import ServerAuthenticator
+from federation.invites import InviteHandler
+from federation.joins import JoinHandler
+from federation.keyring import Keyring
+from federation.queries import query_directory
+from federation.sender import FederationSender
+from federation.transactions import TransactionHandler
 from homeserver.accounts.auth import Authenticator
 from homeserver.accounts.service import AccountService
 from homeserver.clock import Clock
@@ -24,6 +35,7 @@ from homeserver.media.repository import build_media_repository
 from homeserver.ratelimit import Ratelimiter, RateLimiters
 from homeserver.rooms.event_creation import EventCreator
 from homeserver.rooms.membership import MembershipService
+from homeserver.rooms.remote_events import RemoteEventHandler
 from homeserver.rooms.room_creation import RoomCreator
 from homeserver.rooms.spaces import SpaceHierarchy
 from homeserver.rooms.upgrade import RoomUpgrader
@@ -85,12 +97,45 @@ class HomeServer:
             self.storage, config.pagination_max_limit, self.clock, ignored_users=self.ignored_users
         )
         self.media = build_media_repository(config, self.storage.media, self.clock, reactor)
+        # Federation: signed requests out, other servers' keys, signatures checked on the way in.
+        self.federation_client = build_federation_client(config, reactor, self.signing_key)
+        self.keyring = Keyring(
+            self.server_name,
+            self.signing_key,
+            dict(config.old_signing_keys),
+            self.storage.server_keys,
+            self.federation_client,
+            config.trusted_key_servers,
+            self.clock.time_msec,
+        )
+        self.server_authenticator = ServerAuthenticator(
+            self.server_name, self.keyring, config.federation_domain_whitelist, self.clock.time_msec
+        )
+        # Events from other servers into our rooms, and ours out to theirs.
+        self.remote_events = RemoteEventHandler(self.storage, self.event_creator.locks)
+        self.federation_sender = FederationSender(
+            self.server_name, self.storage.federation_queue, self.federation_client, self.clock
+        )
+        self.storage.persister.add_observer(
+            PduFanout(self.server_name, self.storage, self.federation_sender).on_new_events
+        )
+        self.federation_transactions = TransactionHandler(self)
+        self.federation_joins = JoinHandler(self)
+        self.federation_invites = InviteHandler(self)
+        self.membership.remote_inviter = self.federation_invites.countersign
+        EduHandlers(self).register()
+        self.membership.remote_joiner = self.federation_joins.join_remote_room
+        self.membership.remote_alias_resolver = lambda alias: query_directory(
+            self.federation_client, alias
+        )
         self.ports: list[IListeningPort] = []
+        self.sites: list[Any] = []
 
     async def start(self) -> None:
         await self.storage.start()
         await self.ephemeral.start()
         await self.directories.start()
+        await self.federation_sender.start()
 
     def listen(self) -> list[IListeningPort]:
         for listener in self.config.listeners:
@@ -99,10 +144,16 @@ class HomeServer:
 
     def _listen(self, listener: ListenerConfig) -> list[IListeningPort]:
         site = build_site(self, listener)
+        self.sites.append(site)
+        tls = self._tls_options() if listener.tls else None
         ports = []
         for address in listener.bind_addresses:
             try:
-                ports.append(self.reactor.listenTCP(listener.port, site, interface=address))
+                if tls is not None:
+                    port = self.reactor.listenSSL(listener.port, site, tls, interface=address)
+                else:
+                    port = self.reactor.listenTCP(listener.port, site, interface=address)
+                ports.append(port)
             except Exception as error:
                 # Binding "::" often covers IPv4 too, so a following "0.0.0.0" finds it taken.
                 if address == "0.0.0.0" and any(p.getHost().host == "::" for p in ports):
@@ -110,15 +161,42 @@ class HomeServer:
                 raise RuntimeError(
                     f"cannot listen on {address}:{listener.port}: {error}"
                 ) from error
-            logger.info("listening on http://%s:%d", address, ports[-1].getHost().port)
+            scheme = "https" if tls is not None else "http"
+            logger.info("listening on %s://%s:%d", scheme, address, ports[-1].getHost().port)
         return ports
+
+    def _tls_options(self) -> CertificateOptions:
+        # The config checked that both paths are set when a listener has tls: true.
+        assert self.config.tls_certificate_path and self.config.tls_private_key_path
+        with open(self.config.tls_certificate_path, "rb") as f:
+            chain = f.read()
+        with open(self.config.tls_private_key_path, "rb") as f:
+            key = PrivateCertificate.loadPEM(f.read() + chain)
+        extra = [Certificate.loadPEM(pem) for pem in _pem_blocks(chain)[1:]]
+        return CertificateOptions(
+            privateKey=key.privateKey.original,
+            certificate=key.original,
+            extraCertChain=[c.original for c in extra],
+        )
 
     async def stop(self) -> None:
         for port in self.ports:
             await port.stopListening()
         self.ports = []
+        # Peers (other servers, long-polling clients) keep connections alive: close them too.
+        closed = sum(site.close_connections() for site in self.sites)
+        self.sites = []
+        if closed:
+            await self.clock.sleep(0)  # aborted connections finish closing on the next turn
         self.ephemeral.stop()
+        self.federation_sender.stop()
+        await self.federation_client.http.close()
         self.db.stop()
+
+
+def _pem_blocks(pem: bytes) -> list[bytes]:
+    end = b"-----END CERTIFICATE-----"
+    return [block + end for block in pem.split(end) if b"-----BEGIN CERTIFICATE-----" in block]
 
 
 def _rate_limiters(config: HomeServerConfig, clock: Clock) -> RateLimiters:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.internet import defer
 
@@ -42,10 +42,26 @@ class EventToPersist:
     new_state_group: StateGroupWrite | None = None
     # The full state of new_state_group, cached once the group is committed.
     state_after_map: StateMap | None = None
+    # Other new groups written with the event, each with its full state: for events from other
+    # servers, the state before it (resolved, or handed to us) and the resolved current state.
+    extra_state_groups: list[tuple[StateGroupWrite, StateMap]] = field(default_factory=list)
     # (user_id, device_id, scope, txn_id) of the client request that sent it.
     txn_key: tuple[str, str, str, str] | None = None
     # Set when the event is a redaction that takes effect on its target.
     redaction_applies: bool = False
+    # The room's whole current state after this event, when it is not simply the previous
+    # current state plus the event: an event from another server that merged forks (state
+    # resolution), or our first event in a room we joined over federation. With it come the
+    # state group holding it and the membership of each member in it.
+    current_state: StateMap | None = None
+    current_state_group: int | None = None
+    current_memberships: dict[str, str] | None = None
+    # An invite to a room this server is not in ("out of band"): it shows in the invitee's
+    # /sync but is not part of any room graph we hold, so it never becomes a forward extremity.
+    out_of_band: bool = False
+    # Drop the cached snapshot after commit, to be reloaded: our first real event in a room
+    # that held only an out-of-band invite.
+    reset_snapshot: bool = False
 
 
 Observer = Callable[[list[Event]], None]
@@ -149,16 +165,20 @@ class EventPersister:
         self.events.cache.set(event.event_id, event)
         if item.new_state_group is not None and item.state_after_map is not None:
             self.state.remember_group(item.new_state_group, item.state_after_map)
+        for write, full_state in item.extra_state_groups:
+            self.state.remember_group(write, full_state)
         if event.outlier:
             return
         if event.rejected_reason is None:
             self.events.note_persisted(event)
         else:
             self.events.room_positions[event.room_id] = event.stream_ordering or 0
-        if event.type == "m.room.create":
+        if event.type == "m.room.create" or item.current_state is not None:
             self.events.remember_room_version(event.room_id, event.room_version)
         if item.redaction_applies and event.redacts:
             self.events.note_redacted(event.room_id, event.redacts, event.event_id)
+        if item.reset_snapshot or item.out_of_band:
+            self.state.snapshots.pop(event.room_id, None)
         snapshot = self.state.snapshots.get(event.room_id)
         if snapshot is not None and event.rejected_reason is None:
             _advance_snapshot(snapshot, item)
@@ -174,7 +194,11 @@ def _advance_snapshot(snapshot: RoomSnapshot, item: EventToPersist) -> None:
         e for e in snapshot.forward_extremities if e not in prevs and e != event.event_id
     ] + [event.event_id]
     snapshot.max_depth = max(snapshot.max_depth, event.depth)
-    if event.is_state():
+    if item.current_state is not None:
+        snapshot.state = dict(item.current_state)
+        snapshot.state_group = item.current_state_group
+        snapshot.memberships = dict(item.current_memberships or {})
+    elif event.is_state():
         snapshot.state[event.state_tuple] = event.event_id
         snapshot.state_group = item.state_after
         if event.type == "m.room.member":
@@ -196,7 +220,18 @@ def _persist_txn(txn: Txn, items: list[EventToPersist], now_ms: int) -> None:
         "INSERT INTO event_edges (event_id, prev_event_id) VALUES (?, ?)",
         [(item.event.event_id, prev) for item in items for prev in item.event.prev_event_ids],
     )
-    write_state_groups(txn, [i.new_state_group for i in items if i.new_state_group is not None])
+    write_state_groups(
+        txn,
+        [
+            group
+            for item in items
+            for group in (
+                *(write for write, _ in item.extra_state_groups),
+                item.new_state_group,
+            )
+            if group is not None
+        ],
+    )
     for item in items:
         if not item.event.outlier:
             _update_room_tables(txn, item)
@@ -210,6 +245,31 @@ def _persist_txn(txn: Txn, items: list[EventToPersist], now_ms: int) -> None:
     # Relations and search text commit with their events; redactions take both away.
     write_relations(txn, items)
     write_search(txn, items)
+
+
+def _replace_current_state(txn: Txn, item: EventToPersist) -> None:
+    """Writes a whole new current state (rare: merged forks, or a room joined remotely)."""
+    event = item.event
+    assert item.current_state is not None
+    memberships = item.current_memberships or {}
+    txn.execute(
+        "INSERT INTO rooms (room_id, room_version, creator, is_public, created_ts)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id) DO NOTHING",
+        (event.room_id, event.room_version.identifier, None, False, event.origin_server_ts),
+    )
+    txn.execute("DELETE FROM current_state WHERE room_id = ?", (event.room_id,))
+    txn.executemany(
+        "INSERT INTO current_state (room_id, type, state_key, event_id, membership)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            (event.room_id, t, sk, eid, memberships.get(sk) if t == "m.room.member" else None)
+            for (t, sk), eid in item.current_state.items()
+        ],
+    )
+    txn.execute(
+        "UPDATE rooms SET current_state_group = ? WHERE room_id = ?",
+        (item.current_state_group, event.room_id),
+    )
 
 
 def _insert_room(txn: Txn, event: Event, now_ms: int) -> None:
@@ -247,6 +307,11 @@ def _update_room_tables(txn: Txn, item: EventToPersist) -> None:
     if event.rejected_reason is not None:
         return
     room_id = event.room_id
+    if item.current_state is not None:
+        _replace_current_state(txn, item)
+    if item.out_of_band:
+        _record_membership(txn, item)
+        return
     if event.prev_event_ids:
         txn.execute(
             "DELETE FROM event_forward_extremities WHERE room_id = ? AND event_id IN"
@@ -257,7 +322,7 @@ def _update_room_tables(txn: Txn, item: EventToPersist) -> None:
         "INSERT INTO event_forward_extremities (room_id, event_id) VALUES (?, ?)",
         (room_id, event.event_id),
     )
-    if event.is_state():
+    if event.is_state() and item.current_state is None:
         txn.execute(
             "INSERT INTO current_state (room_id, type, state_key, event_id, membership)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, type, state_key) DO UPDATE"
@@ -268,21 +333,26 @@ def _update_room_tables(txn: Txn, item: EventToPersist) -> None:
             "UPDATE rooms SET current_state_group = ? WHERE room_id = ?",
             (item.state_after, room_id),
         )
-        if event.type == "m.room.member":
-            txn.execute(
-                "INSERT INTO room_memberships (event_id, room_id, user_id, sender, membership,"
-                " stream_ordering) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    event.event_id,
-                    room_id,
-                    event.state_key,
-                    event.sender,
-                    event.membership,
-                    event.stream_ordering,
-                ),
-            )
+    _record_membership(txn, item)
     if item.redaction_applies and event.redacts:
         txn.execute(
             "INSERT INTO redactions (event_id, redacts) VALUES (?, ?)",
             (event.event_id, event.redacts),
+        )
+
+
+def _record_membership(txn: Txn, item: EventToPersist) -> None:
+    event = item.event
+    if event.type == "m.room.member" and event.is_state():
+        txn.execute(
+            "INSERT INTO room_memberships (event_id, room_id, user_id, sender, membership,"
+            " stream_ordering) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                event.event_id,
+                event.room_id,
+                event.state_key,
+                event.sender,
+                event.membership,
+                event.stream_ordering,
+            ),
         )

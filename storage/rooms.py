@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from storage.database import Database, Txn
 
 
@@ -90,3 +93,25 @@ class RoomStore:
             ),
         )
         return {r[0] for r in rows}
+
+    async def put_invite_state(
+        self, event_id: str, room_id: str, stripped_state: list[dict[str, Any]]
+    ) -> None:
+        """What an out-of-band invite says about its room, kept for the invitee's /sync."""
+        await self.db.run(
+            "put_invite_state",
+            lambda txn: txn.execute(
+                "INSERT INTO invite_room_state (event_id, room_id, state_json) VALUES (?, ?, ?)"
+                " ON CONFLICT (event_id) DO NOTHING",
+                (event_id, room_id, json.dumps(stripped_state)),
+            ),
+        )
+
+    async def get_invite_state(self, event_id: str) -> list[dict[str, Any]] | None:
+        row = await self.db.run(
+            "get_invite_state",
+            lambda txn: txn.query_one(
+                "SELECT state_json FROM invite_room_state WHERE event_id = ?", (event_id,)
+            ),
+        )
+        return json.loads(row[0]) if row else None

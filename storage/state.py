@@ -153,6 +153,21 @@ class StateStore:
         )
         return {room_id: membership for room_id, membership in rows}
 
+    async def get_state_groups_after(self, event_ids: Iterable[str]) -> dict[str, int | None]:
+        """event_id -> the state group after it (None for outliers, which have no state)."""
+        ids = list(event_ids)
+        if not ids:
+            return {}
+        rows = await self.db.run(
+            "state_groups_after",
+            lambda txn: txn.query(
+                "SELECT event_id, state_after FROM events WHERE event_id IN"
+                f" ({','.join('?' * len(ids))})",
+                ids,
+            ),
+        )
+        return {event_id: group for event_id, group in rows}
+
     async def get_state_at_position(self, room_id: str, position: int) -> StateMap | None:
         """The room's state just after the event at or before `position` (None if none)."""
         row = await self.db.run(

@@ -10,6 +10,7 @@ from storage.database import Database, make_engine
 from storage.directory import DirectoryStore
 from storage.e2ee import E2eeStore
 from storage.events import EventStore
+from storage.federation_queue import FederationQueueStore
 from storage.media import MediaStore
 from storage.migrations import apply_migrations
 from storage.openid import OpenIdStore
@@ -20,6 +21,7 @@ from storage.relations import RelationStore
 from storage.reports import ReportStore
 from storage.rooms import RoomStore
 from storage.search import SearchStore
+from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
 
 
@@ -43,6 +45,8 @@ class Storage:
         self.e2ee = E2eeStore(db)
         self.receipts = ReceiptStore(db)
         self.presence = PresenceStore(db)
+        self.server_keys = ServerKeyStore(db)
+        self.federation_queue = FederationQueueStore(db)
 
     async def start(self) -> None:
         """Reads the stream positions the in-memory counters continue from."""

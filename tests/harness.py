@@ -188,7 +188,7 @@ class TestServer:
         from homeserver.server import HomeServer
 
         listener = replace(self.config.listeners[0], port=0)
-        self.config = replace(self.config, listeners=(listener,))
+        self.config = replace(self.config, listeners=(listener, *self.config.listeners[1:]))
         self.hs = HomeServer(self.config, reactor)
         await self.hs.start()
         ports = self.hs.listen()

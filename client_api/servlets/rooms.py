@@ -61,8 +61,12 @@ def register_routes(router: Router, hs: HomeServer) -> None:
 
     async def join_by_id_or_alias(request: ApiRequest) -> tuple[int, Any]:
         body = request.json() if request.body else {}
-        room_id = await hs.membership.resolve_room(request.path_params["roomIdOrAlias"])
-        await hs.membership.join(_user(request), room_id, _optional_reason(body))
+        room_id, servers = await hs.membership.resolve_room_and_servers(
+            request.path_params["roomIdOrAlias"]
+        )
+        # `server_name` is the older spelling of `via`.
+        via = [*request.query_list("via"), *request.query_list("server_name"), *servers]
+        await hs.membership.join(_user(request), room_id, _optional_reason(body), via)
         return 200, {"room_id": room_id}
 
     async def join_by_id(request: ApiRequest) -> tuple[int, Any]:

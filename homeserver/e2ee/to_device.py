@@ -8,7 +8,10 @@ so the rest come next time.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.clock import Clock
@@ -51,6 +54,9 @@ class ToDeviceService:
         self._checked: set[str] = set()
         self._unacknowledged: set[str] = set()
         self._last_txn_sweep_ms = 0
+        # (destination server, EDU content) -> None: relays messages for other servers' users
+        # (set by server.py; without it they are dropped).
+        self.remote_relay: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
 
     def current_position(self) -> int:
         return self.inbox.stream.current
@@ -66,6 +72,7 @@ class ToDeviceService:
         if not isinstance(messages, dict):
             raise bad_json("messages must be an object of user IDs to devices")
         queued: dict[tuple[str, str], dict[str, Any]] = {}
+        remote: dict[str, dict[str, Any]] = {}
         for user_id, by_device in messages.items():
             if not isinstance(by_device, dict) or not all(
                 isinstance(content, dict) for content in by_device.values()
@@ -74,8 +81,7 @@ class ToDeviceService:
             if not is_valid_user_id(user_id):
                 raise bad_json(f"{user_id!r} is not a user ID")
             if server_of(user_id) != self.server_name:
-                # Relaying to other servers needs federation, which does not exist yet.
-                logger.warning("Dropping to-device message for remote user %s", user_id)
+                remote.setdefault(server_of(user_id), {})[user_id] = by_device
                 continue
             for device_id, content in await self._local_targets(user_id, by_device):
                 queued[(user_id, device_id)] = {
@@ -89,7 +95,67 @@ class ToDeviceService:
         )
         if position is not None:
             self.notifier.wake_users({user_id for user_id, _ in queued})
+            await self._relay(sender, sender_device or "", event_type, txn_id, remote)
         await self._maybe_sweep_txn_ids(now)
+
+    async def _relay(
+        self,
+        sender: str,
+        sender_device: str,
+        event_type: str,
+        txn_id: str,
+        by_server: dict[str, dict[str, Any]],
+    ) -> None:
+        if not by_server:
+            return
+        if self.remote_relay is None:
+            logger.warning("Dropping to-device messages for %s: no federation", sorted(by_server))
+            return
+        # The same for a retried request, so the receiving server can drop the repeat.
+        message_id = hashlib.sha256(
+            json.dumps([sender, sender_device, event_type, txn_id]).encode()
+        ).hexdigest()[:32]
+        for destination, messages in by_server.items():
+            await self.remote_relay(
+                destination,
+                {"sender": sender, "type": event_type, "message_id": message_id,
+                 "messages": messages},
+            )
+
+    async def receive_remote(self, origin: str, content: dict[str, Any]) -> None:
+        """An m.direct_to_device EDU: messages from another server's user to ours."""
+        sender = content.get("sender")
+        event_type = content.get("type")
+        message_id = content.get("message_id")
+        messages = content.get("messages")
+        if not (
+            isinstance(sender, str) and is_valid_user_id(sender) and server_of(sender) == origin
+            and isinstance(event_type, str) and isinstance(message_id, str)
+            and isinstance(messages, dict)
+        ):
+            logger.info("Dropping a malformed to-device EDU from %s", origin)
+            return
+        queued: dict[tuple[str, str], dict[str, Any]] = {}
+        for user_id, by_device in messages.items():
+            if (
+                not isinstance(user_id, str) or not is_valid_user_id(user_id)
+                or server_of(user_id) != self.server_name or not isinstance(by_device, dict)
+            ):
+                continue
+            contents = {d: c for d, c in by_device.items() if isinstance(c, dict)}
+            for device_id, message in await self._local_targets(user_id, contents):
+                queued[(user_id, device_id)] = {
+                    "sender": sender, "type": event_type, "content": message,
+                }
+        if not queued:
+            return
+        now = self.clock.time_msec()
+        # Keyed by the sending server, so a transaction it repeats queues nothing twice.
+        position = await self.inbox.add_messages(
+            (sender, f"federation:{origin}"), event_type, message_id, queued, now
+        )
+        if position is not None:
+            self.notifier.wake_users({user_id for user_id, _ in queued})
 
     async def _local_targets(
         self, user_id: str, by_device: dict[str, dict[str, Any]]

@@ -10,7 +10,7 @@ marker follows the same rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet import defer
@@ -56,6 +56,8 @@ class ReceiptsService:
         # One fully read marker update at a time per (user, room): it is read, compared, written.
         self._marker_locks: dict[tuple[str, str], defer.DeferredLock] = {}
         self._wakeups = OrderedWakeups(storage.receipts.stream)
+        # Told of each public receipt a local user makes: federation passes it on.
+        self.local_receipt_observers: list[Callable[[Receipt], None]] = []
 
     def current_position(self) -> int:
         return self.storage.receipts.stream.current
@@ -143,6 +145,31 @@ class ReceiptsService:
         )
         position = await self.storage.receipts.put(receipt, event.stream_ordering or 0)
         self._wakeups.committed(position, lambda: self._wake(user_id, room_id, receipt_type))
+        if receipt_type != PRIVATE_READ:
+            for observer in self.local_receipt_observers:
+                observer(receipt)
+
+    async def put_remote_receipt(
+        self,
+        user_id: str,
+        room_id: str,
+        receipt_type: str,
+        event_id: str,
+        thread_id: str | None,
+        ts: int,
+    ) -> bool:
+        """A receipt another server's user made; False if we cannot place it (the user is not
+        joined here, or we do not hold the event)."""
+        snapshot = await self.storage.state.get_snapshot(room_id)
+        if snapshot is None or snapshot.membership_of(user_id) != "join":
+            return False
+        event = await self.storage.events.get_event(event_id)
+        if event is None or event.room_id != room_id or event.stream_ordering is None:
+            return False
+        receipt = Receipt(room_id, user_id, receipt_type, thread_id, event_id, ts)
+        position = await self.storage.receipts.put(receipt, event.stream_ordering)
+        self._wakeups.committed(position, lambda: self._wake(user_id, room_id, receipt_type))
+        return True
 
     def _wake(self, user_id: str, room_id: str, receipt_type: str) -> None:
         # A private receipt is news only to its owner.

@@ -11,6 +11,7 @@ changes per second for longer than the restart takes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
@@ -53,6 +54,9 @@ class TypingService:
         self.changes = ChangeTracker(floor=self._position)
         # Requests still finishing after stop() must not start new timers.
         self._stopped = False
+        # Told of each local user's typing change (room_id, user_id, typing): federation
+        # passes it on to the other servers in the room.
+        self.local_change_observers: list[Callable[[str, str, bool], None]] = []
 
     def current_position(self) -> int:
         return self._position
@@ -70,6 +74,20 @@ class TypingService:
             self._start(room_id, user_id, timeout / 1000)
         else:
             self._stop(room_id, user_id)
+        for observer in self.local_change_observers:
+            observer(room_id, user_id, typing)
+
+    async def set_remote_typing(self, user_id: str, room_id: str, typing: bool) -> bool:
+        """Another server says its user started or stopped typing; False if that user is not
+        joined here. Remote servers send no timeout: their typing lasts at most a minute."""
+        snapshot = await self.storage.state.get_snapshot(room_id)
+        if snapshot is None or snapshot.membership_of(user_id) != "join":
+            return False
+        if typing:
+            self._start(room_id, user_id, MAX_TIMEOUT_MS / 1000)
+        else:
+            self._stop(room_id, user_id)
+        return True
 
     def _start(self, room_id: str, user_id: str, seconds: float) -> None:
         if self._stopped:

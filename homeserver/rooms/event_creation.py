@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -94,8 +94,16 @@ class EventCreator:
         self._sends_in_flight: dict[tuple[str, str, str, str], list[defer.Deferred]] = {}
         self._rooms_being_created: set[str] = set()
 
-    async def send(self, room_id: str, draft: EventDraft) -> Event:
-        """Creates, authorises and persists one event; returns it once committed."""
+    async def send(
+        self,
+        room_id: str,
+        draft: EventDraft,
+        countersign: Callable[[Event], Awaitable[None]] | None = None,
+    ) -> Event:
+        """Creates, authorises and persists one event; returns it once committed.
+
+        `countersign` runs between authorising and persisting: an invite to another server's
+        user must carry that server's signature too, and fails the send if it cannot."""
         if draft.txn_key is not None:
             return await self._send_once(room_id, draft)
         async with self.locks.hold(room_id):
@@ -103,6 +111,8 @@ class EventCreator:
             if snapshot is None:
                 raise not_found("Unknown room")
             event, item = await self.prepare(snapshot, draft)
+            if countersign is not None:
+                await countersign(event)
             await self.storage.persister.persist([item])
             return event
 

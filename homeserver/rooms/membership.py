@@ -7,6 +7,7 @@ into what clients expect.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from homeserver.errors import Codes, MatrixError, forbidden, not_found
@@ -14,7 +15,11 @@ from homeserver.events.event import Event
 from homeserver.identifiers import server_of
 from homeserver.rooms.event_creation import EventCreator, EventDraft
 from homeserver.rooms.spaces import restricted_join_content
+from storage.state import RoomSnapshot
 from storage.store import Storage
+
+# (user_id, room_id, candidate servers, member content) -> the join event, once accepted.
+RemoteJoiner = Callable[[str, str, Iterable[str], dict[str, Any]], Awaitable[Event]]
 
 
 class MembershipService:
@@ -22,6 +27,14 @@ class MembershipService:
         self.server_name = server_name
         self.storage = storage
         self.creator = creator
+        # Joins rooms this server is not in, through servers that are (set by server.py).
+        self.remote_joiner: RemoteJoiner | None = None
+        # Has another server sign our invite of its user (it may refuse), set by server.py.
+        self.remote_inviter: Callable[[Event], Awaitable[None]] | None = None
+        # Another server's alias -> (room ID, servers in the room), asked of that server.
+        self.remote_alias_resolver: Callable[[str], Awaitable[tuple[str, list[str]]]] | None = (
+            None
+        )
 
     async def profile_content(self, user_id: str) -> dict[str, Any]:
         """displayname and avatar_url as member events carry them."""
@@ -44,20 +57,43 @@ class MembershipService:
             raise MatrixError(400, Codes.INVALID_PARAM, "Not a room ID or alias")
         return room_id_or_alias
 
+    async def resolve_room_and_servers(self, room_id_or_alias: str) -> tuple[str, list[str]]:
+        """The room ID, and servers to join it through when it is another server's alias."""
+        if (
+            room_id_or_alias.startswith("#")
+            and ":" in room_id_or_alias
+            and server_of(room_id_or_alias) != self.server_name
+            and self.remote_alias_resolver is not None
+        ):
+            return await self.remote_alias_resolver(room_id_or_alias)
+        return await self.resolve_room(room_id_or_alias), []
+
     async def _current_membership(self, room_id: str, user_id: str) -> str | None:
         snapshot = await self.storage.state.get_snapshot(room_id)
         if snapshot is None:
             raise not_found("Unknown room")
         return snapshot.membership_of(user_id)
 
-    async def join(self, user_id: str, room_id: str, reason: str | None = None) -> Event | None:
-        """Joins a room on this server; None when the user is already joined."""
-        membership = await self._current_membership(room_id, user_id)
-        if membership == "join":
-            return None
+    async def join(
+        self,
+        user_id: str,
+        room_id: str,
+        reason: str | None = None,
+        servers: Iterable[str] = (),
+    ) -> Event | None:
+        """Joins a room; None when the user is already joined. A room this server is not in
+        is joined through `servers` (the `via` of the request, the room ID's server)."""
         content = {"membership": "join", **await self.profile_content(user_id)}
         if reason:
             content["reason"] = reason
+        snapshot = await self.storage.state.get_snapshot(room_id)
+        if snapshot is None or self._must_join_remotely(snapshot):
+            if snapshot is not None:
+                servers = [*servers, *await self._inviting_servers(snapshot, user_id)]
+            return await self._join_remote(user_id, room_id, servers, content)
+        membership = snapshot.membership_of(user_id)
+        if membership == "join":
+            return None
         if membership != "invite":
             # A restricted room admits members of the rooms it allows, vouched for by a member.
             snapshot = await self.storage.state.get_snapshot(room_id)
@@ -67,6 +103,37 @@ class MembershipService:
             )
         await self.storage.rooms.unforget(user_id, room_id)
         return await self._send(room_id, user_id, user_id, content)
+
+    def _must_join_remotely(self, snapshot: RoomSnapshot) -> bool:
+        """True when we hold only an invite to the room (no create event), or only other
+        servers' users are joined: then a join must go through one of them."""
+        if ("m.room.create", "") not in snapshot.state:
+            return True
+        servers = {
+            server_of(u) for u, membership in snapshot.memberships.items() if membership == "join"
+        }
+        return bool(servers) and self.server_name not in servers
+
+    async def _inviting_servers(self, snapshot: RoomSnapshot, user_id: str) -> list[str]:
+        """The server of whoever invited the user: it is in the room."""
+        invite_id = snapshot.state.get(("m.room.member", user_id))
+        invite = await self.storage.events.get_event(invite_id) if invite_id else None
+        if invite is None or invite.membership != "invite":
+            return []
+        return [server_of(invite.sender)]
+
+    async def _join_remote(
+        self, user_id: str, room_id: str, servers: Iterable[str], content: dict[str, Any]
+    ) -> Event:
+        candidates = list(servers)
+        if ":" in room_id:
+            candidates.append(room_id.split(":", 1)[1])  # room IDs before v12 name a server
+        candidates = [s for s in dict.fromkeys(candidates) if s != self.server_name]
+        if self.remote_joiner is None or not candidates:
+            raise not_found("Unknown room")
+        event = await self.remote_joiner(user_id, room_id, candidates, content)
+        await self.storage.rooms.unforget(user_id, room_id)
+        return event
 
     async def check_guest_may_join(self, room_id: str) -> None:
         """Guests join only rooms whose m.room.guest_access is "can_join"."""
@@ -106,11 +173,12 @@ class MembershipService:
         reason: str | None = None,
         is_direct: bool = False,
     ) -> Event:
-        if server_of(target) != self.server_name:
+        remote = server_of(target) != self.server_name
+        if remote and self.remote_inviter is None:
             raise MatrixError(
                 403, Codes.FORBIDDEN, f"Cannot invite {target}: federation is not enabled"
             )
-        if not await self.storage.accounts.user_exists(target):
+        if not remote and not await self.storage.accounts.user_exists(target):
             raise not_found(f"User {target} does not exist")
         membership = await self._current_membership(room_id, target)
         if membership == "join":
@@ -122,6 +190,9 @@ class MembershipService:
             content["reason"] = reason
         if is_direct:
             content["is_direct"] = True
+        if remote:
+            draft = EventDraft("m.room.member", sender, content, state_key=target)
+            return await self.creator.send(room_id, draft, countersign=self.remote_inviter)
         return await self._send(room_id, sender, target, content)
 
     async def kick(self, sender: str, room_id: str, target: str, reason: str | None) -> Event:

@@ -373,6 +373,8 @@ class SyncHandler:
     async def _invited_room(self, user_id: str, room_id: str) -> dict[str, Any]:
         snapshot = await self.storage.state.get_snapshot(room_id)
         assert snapshot is not None
+        if ("m.room.create", "") not in snapshot.state:
+            return await self._out_of_band_invite(user_id, snapshot.state)
         keys: list[StateKey] = [(t, "") for t in INVITE_STATE_TYPES]
         keys.append(("m.room.member", user_id))
         ids = [snapshot.state[k] for k in keys if k in snapshot.state]
@@ -386,6 +388,23 @@ class SyncHandler:
             }
             for e in (found[i] for i in ids if i in found)
         ]
+        return {"invite_state": {"events": stripped}}
+
+    async def _out_of_band_invite(self, user_id: str, state: StateMap) -> dict[str, Any]:
+        """An invite from another server to a room we are not in: the room's stripped state
+        as the inviting server described it, and the invite itself."""
+        invite_id = state.get(("m.room.member", user_id))
+        invite = await self.storage.events.get_event(invite_id) if invite_id else None
+        described = await self.storage.rooms.get_invite_state(invite_id) if invite_id else None
+        stripped = [
+            {k: e[k] for k in ("type", "state_key", "content", "sender") if k in e}
+            for e in described or []
+            if isinstance(e, dict) and (e.get("type"), e.get("state_key")) != ("m.room.member",
+                                                                                 user_id)
+        ]
+        if invite is not None:
+            stripped.append({"type": invite.type, "state_key": invite.state_key,
+                             "content": invite.content, "sender": invite.sender})
         return {"invite_state": {"events": stripped}}
 
     async def _left_room(

@@ -275,3 +275,19 @@ def test_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(str(path))
     assert info.value.message.startswith(f"{path}: ")
+
+
+def test_old_signing_keys_are_read_and_checked(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            MINIMAL + 'old_signing_keys:\n  "ed25519:old": {key: "abc", expired_ts: 5}\n'
+            "key_refresh_interval: 2h\n",
+        )
+    )
+    assert dict(config.old_signing_keys) == {"ed25519:old": ("abc", 5)}
+    assert config.key_refresh_interval_ms == 2 * 3600 * 1000
+    assert_names(
+        tmp_path, MINIMAL + 'old_signing_keys:\n  "rsa:old": {key: "abc"}\n',
+        "old_signing_keys.rsa:old", "ed25519",
+    )

@@ -20,16 +20,29 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from federation.client import FederationError
+from federation.server_keys import check_notary_signature, parse_key_document
 from homeserver.events.signing import encode_verify_key_base64, read_signing_key
+from homeserver.events.signing import key_id as key_id_of
 from tests.asyncutil import async_test
 from tests.federation.federation_testing import FederatingServer
 from tests.harness import TestClient
-from tests.interop.synapse_peer import SynapsePeer, ensure_synapse
+from tests.interop.synapse_peer import (
+    INSTALL_TIMEOUT_S,
+    START_TIMEOUT_S,
+    SynapsePeer,
+    ensure_synapse,
+)
 
-pytestmark = pytest.mark.slow
+# pytest-timeout counts fixture set-up: the first test may wait for Synapse to be installed.
+# Each test's own body is bounded by trial (SynapseInterop.timeout).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(INSTALL_TIMEOUT_S + START_TIMEOUT_S + 120),
+]
 
 V3 = "/_matrix/client/v3"
 SYNC_WAIT_S = 30.0
+TIMELINE_FILTER = '{"room": {"timeline": {"limit": 50}}}'
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +75,7 @@ class SynapseInterop(unittest.TestCase):
 
     def tearDown(self) -> defer.Deferred:
         async def stop() -> None:
-            ports = {port.getHost().port for port in self.ours.hs.ports}
             await self.ours.stop()
-            await _drop_inbound_connections(ports)
 
         return defer.ensureDeferred(stop())
 
@@ -108,23 +119,99 @@ class SynapseInterop(unittest.TestCase):
         self.check(False, f"members of {room_id} at {client.base_url}: {members}, "
                           f"expected {expected}")
 
-    async def wait_for_message(
-        self, client: TestClient, token: str, room_id: str, body: str
-    ) -> dict:
-        """Long-polls /sync until `body` shows up in the room's timeline (bounded)."""
+    async def wait_for_messages(
+        self, client: TestClient, token: str, room_id: str, bodies: list[str]
+    ) -> dict[str, dict]:
+        """Syncs (initial, then long-polls) until every one of `bodies` is in the room's
+        timeline; each must arrive exactly once. Returns the events by body."""
+        wanted = set(bodies)
+        seen: dict[str, dict] = {}
         since = None
         deadline = time.monotonic() + SYNC_WAIT_S
-        while time.monotonic() < deadline:
-            path = f"{V3}/sync?timeout=1000" + (f"&since={quote(since)}" if since else "")
+        while time.monotonic() < deadline and not wanted <= set(seen):
+            path = f"{V3}/sync?timeout=1000&filter={quote(TIMELINE_FILTER)}"
+            path += f"&since={quote(since)}" if since else ""
             response = await client.get(path, token)
             self.check(response.code == 200, f"sync: {response.code} {response.json}")
             since = response.json["next_batch"]
             room = response.json.get("rooms", {}).get("join", {}).get(room_id, {})
             for event in room.get("timeline", {}).get("events", []):
-                if event.get("content", {}).get("body") == body:
-                    return event
-        self.check(False, f"{body!r} never reached {client.base_url}")
-        raise AssertionError  # unreachable
+                body = event.get("content", {}).get("body")
+                if body in wanted:
+                    self.check(body not in seen, f"{body!r} arrived twice at {client.base_url}")
+                    seen[body] = event
+        missing = sorted(wanted - set(seen))
+        self.check(not missing, f"{missing} never reached {client.base_url}")
+        return seen
+
+    async def wait_for_message(
+        self, client: TestClient, token: str, room_id: str, body: str
+    ) -> dict:
+        return (await self.wait_for_messages(client, token, room_id, [body]))[body]
+
+    async def synced_state(self, client: TestClient, token: str, room_id: str) -> dict:
+        """The room's state as a client builds it from an initial /sync: (type, state_key) to
+        content, from the state section and then the timeline."""
+        response = await client.get(f"{V3}/sync?filter={quote(TIMELINE_FILTER)}", token)
+        self.check(response.code == 200, f"sync: {response.code} {response.json}")
+        room = response.json.get("rooms", {}).get("join", {}).get(room_id)
+        self.check(room is not None, f"{room_id} is not in {client.base_url}'s initial sync")
+        state = {}
+        for event in [*room["state"]["events"], *room["timeline"]["events"]]:
+            if "state_key" in event:
+                state[(event["type"], event["state_key"])] = event["content"]
+        return state
+
+    async def check_room_as_synced(self, room_id: str) -> None:
+        """Both users' clients, from an initial /sync, see the same room: its name, its join
+        rule and both users joined."""
+        for client, token in ((self.ours.client, self.alice_token), (self.theirs, self.bob_token)):
+            state = await self.synced_state(client, token, room_id)
+            where = f"state synced from {client.base_url}: {sorted(state)}"
+            self.assertEqual(state.get(("m.room.name", ""), {}).get("name"), "hall", where)
+            self.assertEqual(state.get(("m.room.join_rules", ""), {}).get("join_rule"), "public",
+                             where)
+            self.assertIn(("m.room.create", ""), state, where)
+            for user in (self.alice, self.bob):
+                member = state.get(("m.room.member", user), {})
+                self.assertEqual(member.get("membership"), "join", where)
+
+    async def change_topic(
+        self, setter: tuple[TestClient, str], watcher: tuple[TestClient, str], room_id: str
+    ) -> None:
+        """A state change made on one server becomes the room's state on the other."""
+        topic = f"topic {secrets.token_hex(4)}"
+        put = await setter[0].put(f"{V3}/rooms/{quote(room_id)}/state/m.room.topic",
+                                  {"topic": topic}, setter[1])
+        self.check(put.code == 200, f"set topic: {put.code} {put.json}")
+        deadline = time.monotonic() + SYNC_WAIT_S
+        found = None
+        while time.monotonic() < deadline:
+            got = await watcher[0].get(f"{V3}/rooms/{quote(room_id)}/state/m.room.topic",
+                                       watcher[1])
+            found = got.json.get("topic") if got.code == 200 else got.json
+            if found == topic:
+                return
+            await _sleep(0.25)
+        self.check(False, f"topic at {watcher[0].base_url}: {found!r}, expected {topic!r}")
+
+    async def talk_at_once(self, room_id: str) -> None:
+        """Both users send at the same time (the room's DAG forks), then once more each (the
+        forks merge): everybody sees every message, once, from the right sender."""
+        clients = {self.alice: (self.ours.client, self.alice_token),
+                   self.bob: (self.theirs, self.bob_token)}
+        sent: dict[str, str] = {}
+        for round_ in ("at once", "after"):
+            bodies = {f"{sender} {round_} {i}": sender for i in range(2) for sender in clients}
+            await defer.gatherResults([
+                defer.ensureDeferred(self.send(*clients[sender], room_id, body))
+                for body, sender in bodies.items()
+            ], consumeErrors=True)
+            sent.update(bodies)
+            for client, token in clients.values():
+                seen = await self.wait_for_messages(client, token, room_id, list(sent))
+                for body, event in seen.items():
+                    self.assertEqual(event["sender"], sent[body], body)
 
     # -- the scenarios --------------------------------------------------------------------------
 
@@ -133,7 +220,7 @@ class SynapseInterop(unittest.TestCase):
         hs = self.ours.hs
         # Our keyring fetches Synapse's /_matrix/key/v2/server and checks its self-signature:
         # the key it accepts is the one in Synapse's signing key file.
-        key_id, _seed = self.synapse.signing_key()
+        key_id = self.synapse.signing_key()[0]
         synapse_key = read_signing_key(self.synapse.signing_key_path)
         keys = await hs.keyring.get_keys(self.synapse.server_name, [key_id],
                                          hs.clock.time_msec())
@@ -166,21 +253,18 @@ class SynapseInterop(unittest.TestCase):
                                      f"{seen.json}")
         self.assertEqual(seen.json.get("displayname"), "Alice")
 
-        # Synapse, as a notary, vouches for the key we publish: it fetched and checked ours.
-        ours = await self.theirs.get(
-            f"/_matrix/key/v2/query/{quote(hs.server_name)}"
-        )
-        self.check(ours.code == 200, f"Synapse's notary answer: {ours.code} {ours.json}")
-        documents = ours.json.get("server_keys", [])
-        self.check(len(documents) == 1, f"Synapse's notary answer: {ours.json}")
-        published = documents[0]["verify_keys"]
-        from homeserver.events.signing import key_id as key_id_of
-
+        # Synapse, as a notary, vouches for the key we publish (it fetched and checked it), in
+        # an answer our keyring's checks accept.
+        answer = await self.theirs.get(f"/_matrix/key/v2/query/{quote(hs.server_name)}")
+        self.check(answer.code == 200, f"Synapse's notary answer: {answer.code} {answer.json}")
+        documents = answer.json.get("server_keys", [])
+        self.check(len(documents) == 1, f"Synapse's notary answer: {answer.json}")
+        check_notary_signature(documents[0], self.synapse.server_name, keys)
+        published = parse_key_document(documents[0], hs.server_name, hs.clock.time_msec())
         self.assertEqual(
-            published.get(key_id_of(hs.signing_key), {}).get("key"),
-            encode_verify_key_base64(hs.signing_key),
+            {(k.key_id, encode_verify_key_base64(k.verify_key)) for k in published},
+            {(key_id_of(hs.signing_key), encode_verify_key_base64(hs.signing_key))},
         )
-        self.assertIn(self.synapse.server_name, documents[0]["signatures"])
 
     @async_test
     async def test_our_user_joins_a_synapse_room(self) -> None:
@@ -206,6 +290,11 @@ class SynapseInterop(unittest.TestCase):
         seen = await self.wait_for_message(self.theirs, self.bob_token, room_id, "hello from us")
         self.assertEqual(seen["sender"], self.alice)
 
+        await self.check_room_as_synced(room_id)
+        await self.change_topic((self.theirs, self.bob_token),
+                                (self.ours.client, self.alice_token), room_id)
+        await self.talk_at_once(room_id)
+
     @async_test
     async def test_synapse_user_joins_our_room(self) -> None:
         room_id = await self.create_public_room(self.ours.client, self.alice_token)
@@ -229,22 +318,10 @@ class SynapseInterop(unittest.TestCase):
                                            "hello from Synapse")
         self.assertEqual(seen["sender"], self.bob)
 
-
-async def _drop_inbound_connections(ports: set[int]) -> None:
-    """Closes connections still open to ports our server listened on.
-
-    HomeServer.stop() stops listening but leaves accepted connections open, and Synapse keeps
-    its federation connections alive: trial would call the reactor unclean.
-    """
-    from twisted.internet import reactor
-    from twisted.internet.tcp import Server
-
-    open_ = {s for s in [*reactor.getReaders(), *reactor.getWriters()]
-             if isinstance(s, Server) and s.getHost().port in ports}
-    for connection in open_:
-        connection.abortConnection()
-    if open_:
-        await _sleep(0)
+        await self.check_room_as_synced(room_id)
+        await self.change_topic((self.ours.client, self.alice_token),
+                                (self.theirs, self.bob_token), room_id)
+        await self.talk_at_once(room_id)
 
 
 async def _sleep(seconds: float) -> None:

@@ -1,0 +1,141 @@
+"""Server keys, the keyring and signed requests between two real servers over HTTPS."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import treq
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from federation.client import FederationError
+from federation.server_keys import parse_key_document
+from homeserver.events.signing import generate_signing_key
+from tests.asyncutil import async_test
+from tests.federation.federation_testing import FederatingServer
+
+
+class TwoServers(unittest.TestCase):
+    def setUp(self) -> defer.Deferred:
+        self.a = FederatingServer()
+        self.b = FederatingServer()
+        return defer.ensureDeferred(self._start())
+
+    async def _start(self) -> None:
+        await self.a.start()
+        await self.b.start()
+
+    def tearDown(self) -> defer.Deferred:
+        async def stop() -> None:
+            await self.a.stop()
+            await self.b.stop()
+
+        return defer.ensureDeferred(stop())
+
+    async def fed_get(self, server: FederatingServer, path: str, **kwargs) -> tuple[int, object]:
+        response = await treq.get(
+            server.federation_url + path, persistent=False, agent=_insecure_agent(), **kwargs
+        )
+        return response.code, json.loads(await response.content())
+
+    @async_test
+    async def test_key_document_is_self_signed_and_current(self) -> None:
+        code, document = await self.fed_get(self.a, "/_matrix/key/v2/server")
+        self.assertEqual(code, 200)
+        now = self.a.hs.clock.time_msec()
+        keys = parse_key_document(document, self.a.server_name, now)  # checks the signatures
+        self.assertEqual([k.key_id for k in keys], [f"ed25519:{self.a.hs.signing_key.version}"])
+        # Published for a day (key_refresh_interval), read as valid for at most 7 days.
+        self.assertGreater(document["valid_until_ts"], now + 23 * 3600 * 1000)
+
+    @async_test
+    async def test_signed_request_is_accepted_and_keys_are_cached(self) -> None:
+        _, alice_token = await self.b.client.register("alice")
+        await self.b.client.put(
+            "/_matrix/client/v3/profile/@alice:" + quote(self.b.server_name) + "/displayname",
+            {"displayname": "Alice"},
+            alice_token,
+        )
+        profile = await self.a.hs.federation_client.get_json(
+            self.b.server_name,
+            "/_matrix/federation/v1/query/profile",
+            {"user_id": f"@alice:{self.b.server_name}", "field": "displayname"},
+        )
+        self.assertEqual(profile, {"displayname": "Alice"})
+        # B fetched A's key to check the request, and kept it in its database.
+        stored = await self.b.hs.storage.server_keys.get_keys(self.a.server_name)
+        self.assertEqual(
+            [k.key_id for k in stored], [f"ed25519:{self.a.hs.signing_key.version}"]
+        )
+
+    @async_test
+    async def test_unsigned_and_badly_signed_requests_are_refused(self) -> None:
+        path = "/_matrix/federation/v1/query/profile?user_id=" + quote(
+            f"@nobody:{self.b.server_name}"
+        )
+        code, body = await self.fed_get(self.b, path)
+        self.assertEqual((code, body["errcode"]), (401, "M_UNAUTHORIZED"))
+
+        # Signed by a key that is not A's published key.
+        impostor = self.a.hs.federation_client
+        real_key = impostor.signing_key
+        impostor.signing_key = generate_signing_key(real_key.version)
+        try:
+            with self.assertRaises(FederationError) as caught:
+                await impostor.get_json(
+                    self.b.server_name, "/_matrix/federation/v1/query/profile",
+                    {"user_id": f"@nobody:{self.b.server_name}"},
+                )
+        finally:
+            impostor.signing_key = real_key
+        self.assertEqual((caught.exception.code, caught.exception.errcode), (401, "M_UNAUTHORIZED"))
+
+    @async_test
+    async def test_request_for_another_destination_is_refused(self) -> None:
+        from federation.request_auth import authorization_header
+
+        path = "/_matrix/federation/v1/query/profile?user_id=" + quote(
+            f"@nobody:{self.b.server_name}"
+        )
+        header = authorization_header(
+            "GET", path, self.a.server_name, "elsewhere.example", self.a.hs.signing_key
+        )
+        code, body = await self.fed_get(self.b, path, headers={"Authorization": header})
+        self.assertEqual((code, body["errcode"]), (401, "M_UNAUTHORIZED"))
+
+    @async_test
+    async def test_notary_answers_with_both_signatures(self) -> None:
+        code, body = await self.fed_get(
+            self.b, "/_matrix/key/v2/query/" + quote(self.a.server_name)
+        )
+        self.assertEqual(code, 200)
+        [document] = body["server_keys"]
+        self.assertEqual(document["server_name"], self.a.server_name)
+        self.assertEqual(
+            set(document["signatures"]), {self.a.server_name, self.b.server_name}
+        )
+        # The batch form answers the same, and nothing for a server that does not exist.
+        response = await treq.post(
+            self.b.federation_url + "/_matrix/key/v2/query",
+            json={"server_keys": {self.a.server_name: {}, "127.0.0.1:1": {}}},
+            persistent=False,
+            agent=_insecure_agent(),
+        )
+        batch = json.loads(await response.content())
+        self.assertEqual([d["server_name"] for d in batch["server_keys"]], [self.a.server_name])
+
+    @async_test
+    async def test_version(self) -> None:
+        code, body = await self.fed_get(self.a, "/_matrix/federation/v1/version")
+        self.assertEqual(code, 200)
+        self.assertEqual(body["server"]["name"], "homeserver")
+
+
+def _insecure_agent():
+    from twisted.internet import reactor
+    from twisted.web.client import Agent
+
+    from homeserver.http_client import UnverifiedTLSPolicy
+
+    return Agent(reactor, contextFactory=UnverifiedTLSPolicy())
