@@ -20,7 +20,6 @@ from homeserver.events.room_versions import get_room_version
 from homeserver.events.signing import sign_event
 from homeserver.identifiers import is_valid_user_id, server_of
 from homeserver.sync.sync import INVITE_STATE_TYPES
-from storage.persister import EventToPersist
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -107,7 +106,10 @@ class InviteHandler:
         sign_event(event.pdu, room_version, self.server_name, self.hs.signing_key)
         snapshot = await self.hs.storage.state.get_snapshot(room_id)
         if snapshot is None or self.server_name not in servers_in_room(snapshot.memberships):
-            await self._keep_out_of_band(event, body.get("invite_room_state"))
+            room_state = body.get("invite_room_state")
+            await self.hs.remote_events.keep_out_of_band(
+                event, room_state if isinstance(room_state, list) else None
+            )
         # Otherwise it reaches us again in a transaction, as part of the room we share.
         return {"event": event.pdu}
 
@@ -121,29 +123,3 @@ class InviteHandler:
             raise _invalid("The sender is not a user of the requesting server")
         if not target or not is_valid_user_id(target) or server_of(target) != self.server_name:
             raise _invalid("The invited user is not a user of this server")
-
-    async def _keep_out_of_band(self, event: Event, room_state: Any) -> None:
-        target = event.state_key or ""
-        stripped = [e for e in room_state if isinstance(e, dict)] if isinstance(
-            room_state, list) else []
-        async with self.hs.event_creator.locks.hold(event.room_id):
-            if await self.hs.storage.events.get_event(event.event_id) is not None:
-                return  # the inviting server asked again
-            snapshot = await self.hs.storage.state.get_snapshot(event.room_id)
-            if snapshot is not None and ("m.room.create", "") in snapshot.state:
-                logger.info("Invite %s to a room we left: kept out of band", event.event_id)
-            state = {("m.room.member", target): event.event_id}
-            group = await self.hs.storage.state.plan_group(event.room_id, None, state)
-            item = EventToPersist(
-                event,
-                state_before=None,
-                state_after=group.group_id,
-                new_state_group=group,
-                state_after_map=state,
-                current_state=state,
-                current_state_group=group.group_id,
-                current_memberships={target: "invite"},
-                out_of_band=True,
-            )
-            await self.hs.storage.rooms.put_invite_state(event.event_id, event.room_id, stripped)
-            await self.hs.storage.persister.persist([item])

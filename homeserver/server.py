@@ -12,6 +12,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.ssl import Certificate, CertificateOptions, PrivateCertificate
 
 from client_api.site import build_site
+from federation.backfill import Backfiller
 from federation.client import build_federation_client
 from federation.edus import EduHandlers
 from federation.fanout import PduFanout
@@ -122,9 +123,12 @@ class HomeServer:
         self.federation_transactions = TransactionHandler(self)
         self.federation_joins = JoinHandler(self)
         self.federation_invites = InviteHandler(self)
+        self.pagination.backfiller = Backfiller(self).backfill
         self.membership.remote_inviter = self.federation_invites.countersign
         EduHandlers(self).register()
         self.membership.remote_joiner = self.federation_joins.join_remote_room
+        self.membership.remote_leaver = self.federation_joins.leave_remote_room
+        self.membership.remote_knocker = self.federation_joins.knock_remote_room
         self.membership.remote_alias_resolver = lambda alias: query_directory(
             self.federation_client, alias
         )

@@ -242,6 +242,25 @@ class EventStore:
         )
         return row[0] if row else None
 
+    async def get_min_stream_ordering(self) -> int:
+        row = await self.db.run(
+            "min_stream_ordering",
+            lambda txn: txn.query_one("SELECT MIN(stream_ordering) FROM events"),
+        )
+        return row[0] if row and row[0] is not None else 0
+
+    async def get_oldest_events(self, room_id: str, count: int = 5) -> list[str]:
+        """The room's oldest events in our timeline: where backfilling continues from."""
+        rows = await self.db.run(
+            "oldest_events",
+            lambda txn: txn.query(
+                "SELECT event_id FROM events WHERE room_id = ? AND stream_ordering IS NOT NULL"
+                " ORDER BY stream_ordering ASC LIMIT ?",
+                (room_id, count),
+            ),
+        )
+        return [row[0] for row in rows]
+
     async def get_max_stream_ordering(self) -> int:
         row = await self.db.run(
             "max_stream_ordering",

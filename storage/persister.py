@@ -62,6 +62,9 @@ class EventToPersist:
     # Drop the cached snapshot after commit, to be reloaded: our first real event in a room
     # that held only an out-of-band invite.
     reset_snapshot: bool = False
+    # History fetched from another server (/backfill): older than anything we hold, it takes
+    # a stream position below every other (allocate_backfill_positions) and is nobody's news.
+    backfilled: bool = False
 
 
 Observer = Callable[[list[Event]], None]
@@ -77,6 +80,8 @@ class EventPersister:
         # at a time, in order, so no gap below it can still fill in.
         self.max_stream_ordering = 0
         self._last_allocated = 0
+        # The lowest position given to backfilled history; the next block goes below it.
+        self._lowest_allocated = 0
         # Users whose membership changed, by position: lets /sync skip its membership query.
         self.membership_changes = ChangeTracker()
         self._queue: list[tuple[list[EventToPersist], defer.Deferred]] = []
@@ -86,7 +91,14 @@ class EventPersister:
     async def start(self) -> None:
         self.max_stream_ordering = await self.events.get_max_stream_ordering()
         self._last_allocated = self.max_stream_ordering
+        self._lowest_allocated = min(0, await self.events.get_min_stream_ordering())
         self.membership_changes = ChangeTracker(floor=self.max_stream_ordering)
+
+    def allocate_backfill_positions(self, count: int) -> list[int]:
+        """`count` positions below every position in use, in ascending order: the oldest
+        backfilled event takes the first."""
+        self._lowest_allocated -= count
+        return list(range(self._lowest_allocated, self._lowest_allocated + count))
 
     def add_observer(self, observer: Observer) -> None:
         self.observers.append(observer)
@@ -137,7 +149,7 @@ class EventPersister:
     async def _commit(self, items: list[EventToPersist]) -> list[Event]:
         """Writes `items` in one transaction and updates the caches; returns the timeline events."""
         for item in items:
-            if not item.event.outlier:
+            if not item.event.outlier and not item.backfilled:
                 self._last_allocated += 1
                 item.event.stream_ordering = self._last_allocated
         await self.db.run("persist_events", _persist_txn, items, int(time.time() * 1000))
@@ -146,7 +158,8 @@ class EventPersister:
         self.state.commits += 1
         for item in items:
             self._update_caches(item)
-        return [item.event for item in items if not item.event.outlier]
+        # Backfilled history is nobody's news: observers (sync, push, federation) skip it.
+        return [item.event for item in items if not item.event.outlier and not item.backfilled]
 
     def _tell_observers(self, events: list[Event]) -> None:
         if not events:
@@ -167,7 +180,7 @@ class EventPersister:
             self.state.remember_group(item.new_state_group, item.state_after_map)
         for write, full_state in item.extra_state_groups:
             self.state.remember_group(write, full_state)
-        if event.outlier:
+        if event.outlier or item.backfilled:
             return
         if event.rejected_reason is None:
             self.events.note_persisted(event)
@@ -233,7 +246,7 @@ def _persist_txn(txn: Txn, items: list[EventToPersist], now_ms: int) -> None:
         ],
     )
     for item in items:
-        if not item.event.outlier:
+        if not item.event.outlier and not item.backfilled:
             _update_room_tables(txn, item)
         if item.txn_key is not None:
             user_id, device_id, scope, txn_id = item.txn_key

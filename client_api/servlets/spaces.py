@@ -41,8 +41,9 @@ def register_routes(router: Router, hs: HomeServer) -> None:
         if "\x00" in target:
             # No room or alias holds NUL (and PostgreSQL refuses it in a query).
             raise not_found("That room does not appear to exist")
-        room_id = await hs.membership.resolve_room(target)
-        await hs.membership.knock(_user(request), room_id, reason)
+        room_id, servers = await hs.membership.resolve_room_and_servers(target)
+        via = [*request.query_list("via"), *request.query_list("server_name"), *servers]
+        await hs.membership.knock(_user(request), room_id, reason, via)
         return 200, {"room_id": room_id}
 
     async def upgrade(request: ApiRequest) -> tuple[int, Any]:

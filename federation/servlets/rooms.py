@@ -75,6 +75,36 @@ def register_routes(router: Router, hs: HomeServer) -> None:
         )
         return 200, answer
 
+    def make_membership(membership: str, versions: bool) -> Any:
+        async def handler(request: ApiRequest) -> tuple[int, Any]:
+            assert request.origin is not None
+            answer = await hs.federation_joins.make_membership(
+                request.origin,
+                request.path_params["roomId"],
+                request.path_params["userId"],
+                membership,
+                request.query_list("ver") if versions else None,
+            )
+            return 200, answer
+
+        return handler
+
+    def send_membership(membership: str, wrap_v1: bool) -> Any:
+        accept = {"leave": hs.federation_joins.send_leave,
+                  "knock": hs.federation_joins.send_knock}[membership]
+
+        async def handler(request: ApiRequest) -> tuple[int, Any]:
+            assert request.origin is not None
+            answer = await accept(
+                request.origin,
+                request.path_params["roomId"],
+                request.path_params["eventId"],
+                request.json(),
+            )
+            return 200, ([200, answer] if wrap_v1 else answer)
+
+        return handler
+
     async def get_event(request: ApiRequest) -> tuple[int, Any]:
         event = await hs.storage.events.get_event(request.path_params["eventId"],
                                                   allow_rejected=False)
@@ -172,6 +202,16 @@ def register_routes(router: Router, hs: HomeServer) -> None:
     router.add("PUT", f"{V1}/send_join/{{roomId}}/{{eventId}}", send_join_v1, auth="federation")
     router.add("PUT", f"{V2}/send_join/{{roomId}}/{{eventId}}", send_join_v2, auth="federation")
     router.add("PUT", f"{V2}/invite/{{roomId}}/{{eventId}}", invite_v2, auth="federation")
+    router.add("GET", f"{V1}/make_leave/{{roomId}}/{{userId}}", make_membership("leave", False),
+               auth="federation")
+    router.add("PUT", f"{V1}/send_leave/{{roomId}}/{{eventId}}", send_membership("leave", True),
+               auth="federation")
+    router.add("PUT", f"{V2}/send_leave/{{roomId}}/{{eventId}}", send_membership("leave", False),
+               auth="federation")
+    router.add("GET", f"{V1}/make_knock/{{roomId}}/{{userId}}", make_membership("knock", True),
+               auth="federation")
+    router.add("PUT", f"{V1}/send_knock/{{roomId}}/{{eventId}}", send_membership("knock", False),
+               auth="federation")
     router.add("GET", f"{V1}/event/{{eventId}}", get_event, auth="federation")
     router.add("GET", f"{V1}/state_ids/{{roomId}}", state_ids, auth="federation")
     router.add("GET", f"{V1}/state/{{roomId}}", state, auth="federation")

@@ -27,8 +27,11 @@ class MembershipService:
         self.server_name = server_name
         self.storage = storage
         self.creator = creator
-        # Joins rooms this server is not in, through servers that are (set by server.py).
+        # Join, leave (reject an invite) or knock on rooms this server is not in, through
+        # servers that are (set by server.py).
         self.remote_joiner: RemoteJoiner | None = None
+        self.remote_leaver: RemoteJoiner | None = None
+        self.remote_knocker: RemoteJoiner | None = None
         # Has another server sign our invite of its user (it may refuse), set by server.py.
         self.remote_inviter: Callable[[Event], Awaitable[None]] | None = None
         # Another server's alias -> (room ID, servers in the room), asked of that server.
@@ -125,15 +128,25 @@ class MembershipService:
     async def _join_remote(
         self, user_id: str, room_id: str, servers: Iterable[str], content: dict[str, Any]
     ) -> Event:
+        event = await self._remotely(self.remote_joiner, user_id, room_id, servers, content)
+        await self.storage.rooms.unforget(user_id, room_id)
+        return event
+
+    async def _remotely(
+        self,
+        handshake: RemoteJoiner | None,
+        user_id: str,
+        room_id: str,
+        servers: Iterable[str],
+        content: dict[str, Any],
+    ) -> Event:
         candidates = list(servers)
         if ":" in room_id:
             candidates.append(room_id.split(":", 1)[1])  # room IDs before v12 name a server
         candidates = [s for s in dict.fromkeys(candidates) if s != self.server_name]
-        if self.remote_joiner is None or not candidates:
+        if handshake is None or not candidates:
             raise not_found("Unknown room")
-        event = await self.remote_joiner(user_id, room_id, candidates, content)
-        await self.storage.rooms.unforget(user_id, room_id)
-        return event
+        return await handshake(user_id, room_id, candidates, content)
 
     async def check_guest_may_join(self, room_id: str) -> None:
         """Guests join only rooms whose m.room.guest_access is "can_join"."""
@@ -152,14 +165,25 @@ class MembershipService:
         content: dict[str, Any] = {"membership": "leave"}
         if reason:
             content["reason"] = reason
+        snapshot = await self.storage.state.get_snapshot(room_id)
+        if snapshot is not None and ("m.room.create", "") not in snapshot.state:
+            # An invite or knock to a room we are not in: rejected through the other server.
+            servers = await self._inviting_servers(snapshot, user_id)
+            return await self._remotely(self.remote_leaver, user_id, room_id, servers, content)
         return await self._send(room_id, user_id, user_id, content)
 
-    async def knock(self, user_id: str, room_id: str, reason: str | None = None) -> Event:
+    async def knock(
+        self, user_id: str, room_id: str, reason: str | None = None, servers: Iterable[str] = ()
+    ) -> Event:
         """Asks to be let in; the auth rules refuse rooms whose join rule does not allow it."""
-        await self._current_membership(room_id, user_id)  # 404 for an unknown room
         content: dict[str, Any] = {"membership": "knock", **await self.profile_content(user_id)}
         if reason:
             content["reason"] = reason
+        snapshot = await self.storage.state.get_snapshot(room_id)
+        if snapshot is None or self._must_join_remotely(snapshot):
+            event = await self._remotely(self.remote_knocker, user_id, room_id, servers, content)
+            await self.storage.rooms.unforget(user_id, room_id)
+            return event
         event = await self._send(room_id, user_id, user_id, content)
         # A forgotten room comes back to /sync once the user knocks on it again.
         await self.storage.rooms.unforget(user_id, room_id)

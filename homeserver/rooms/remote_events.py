@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from homeserver.errors import AuthError
 from homeserver.events.event import Event
@@ -66,19 +66,90 @@ class RemoteEventHandler:
         if items:
             await self.storage.persister.persist(items)
 
+    # -- out of band: our user's membership of a room we are not in -------------------------
+
+    async def keep_out_of_band(
+        self, event: Event, described_state: list[dict[str, Any]] | None
+    ) -> None:
+        """Keeps an invite, knock or leave of a local user in a room this server is not in.
+
+        It shows in the user's /sync (with the room as the other server described it, for an
+        invite or knock) but joins no room graph of ours: the room's state here becomes just
+        this membership, replaced by the real state if the user later joins."""
+        user_id = event.state_key or ""
+        async with self.locks.hold(event.room_id):
+            if await self.storage.events.get_event(event.event_id) is not None:
+                return  # the other server asked again
+            state = {("m.room.member", user_id): event.event_id}
+            group = await self.storage.state.plan_group(event.room_id, None, state)
+            item = EventToPersist(
+                event,
+                state_before=None,
+                state_after=group.group_id,
+                new_state_group=group,
+                state_after_map=state,
+                current_state=state,
+                current_state_group=group.group_id,
+                current_memberships={user_id: event.membership or ""},
+                out_of_band=True,
+            )
+            if described_state is not None:
+                stripped = [e for e in described_state if isinstance(e, dict)]
+                await self.storage.rooms.put_invite_state(event.event_id, event.room_id, stripped)
+            await self.storage.persister.persist([item])
+
     # -- events that join the timeline ---------------------------------------------------------
 
-    async def receive(self, event: Event, state_before: StateMap | None = None) -> Event:
+    async def receive(
+        self,
+        event: Event,
+        state_before: StateMap | None = None,
+        *,
+        backfilled_position: int | None = None,
+    ) -> Event:
         """Accepts an event whose prev_events we hold, or whose state before we were handed
         (our own join to a room another server hosts). Returns the stored event, which may be
-        rejected (`rejected_reason`) or soft-failed (stored as an outlier, not shown)."""
+        rejected (`rejected_reason`) or soft-failed (stored as an outlier, not shown).
+
+        With `backfilled_position`, the event is history older than our timeline: it is
+        authorised as usual but leaves the room's current state and extremities alone."""
         async with self.locks.hold(event.room_id):
             stored = await self.storage.events.get_event(event.event_id, allow_rejected=True)
             if stored is not None:
                 return stored
-            item = await self._plan(event, state_before)
+            if backfilled_position is not None:
+                item = await self._plan_backfilled(event, state_before, backfilled_position)
+            else:
+                item = await self._plan(event, state_before)
             await self.storage.persister.persist([item])
             return event
+
+    async def _plan_backfilled(
+        self, event: Event, given_state: StateMap | None, position: int
+    ) -> EventToPersist:
+        if given_state is None:
+            before, before_group = await self._state_at_prevs(event)
+        else:
+            before, before_group = dict(given_state), None
+        events = await self._events_for(event.auth_event_ids, before.values())
+        rejected = self._check_against_auth_events(event, events)
+        if rejected is None:
+            rejected = _check_against_state(event, before, events)
+        event.rejected_reason = rejected
+        event.stream_ordering = position
+        item = EventToPersist(event, state_before=before_group, state_after=before_group,
+                              backfilled=True)
+        if before_group is None:
+            write = await self.storage.state.plan_group(event.room_id, None, before)
+            item.extra_state_groups.append((write, before))
+            item.state_before = item.state_after = write.group_id
+        if rejected is None and event.is_state():
+            item.new_state_group = await self.storage.state.plan_group(
+                event.room_id, item.state_before, {event.state_tuple: event.event_id}
+            )
+            item.state_after = item.new_state_group.group_id
+            item.state_after_map = {**before, event.state_tuple: event.event_id}
+        return item
 
     async def _plan(self, event: Event, given_state: StateMap | None) -> EventToPersist:
         snapshot = await self.storage.state.get_snapshot(event.room_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.clock import Clock
@@ -31,6 +32,9 @@ class PaginationHandler:
         self.ignored_users = ignored_users or IgnoredUsers(storage)
         self.max_limit = max_limit
         self.renderer = EventRenderer(storage, clock)
+        # (room_id, limit) -> whether older events were fetched from another server: called
+        # when a backwards page reaches the start of what we hold (set by server.py).
+        self.backfiller: Callable[[str, int], Awaitable[bool]] | None = None
 
     async def messages(
         self,
@@ -58,6 +62,15 @@ class PaginationHandler:
         events, end = await self._read(
             user_id, room_id, after, upto, limit, backwards, event_filter
         )
+        if backwards and end is None and to_position is None and self.backfiller is not None:
+            # The start of our copy of the room; older history may live on other servers.
+            if await self.backfiller(room_id, limit - len(events)):
+                oldest = min((e.stream_ordering or 0 for e in events), default=upto + 1)
+                more, end = await self._read(
+                    user_id, room_id, after, oldest - 1, limit - len(events), backwards,
+                    event_filter,
+                )
+                events = events + more
         response: dict[str, Any] = {
             "start": start_token,
             "chunk": await self.renderer.render(events, device_id=device_id, user_id=user_id),

@@ -104,3 +104,108 @@ class Invites(TwoServersCase):
         self.assertEqual(invited.code, 404, invited.json)
         members = await self.a.client.get(f"{V3}/rooms/{quote(room_id)}/members", self.alice_token)
         self.assertNotIn(nobody, [e["state_key"] for e in members.json["chunk"]])
+
+
+class RejectAndKnock(TwoServersCase):
+    async def member_of(self, room_id: str, user_id: str) -> str | None:
+        members = await self.a.client.get(
+            f"{V3}/rooms/{quote(room_id)}/state/m.room.member/{quote(user_id)}", self.alice_token
+        )
+        return members.json.get("membership") if members.code == 200 else None
+
+    async def eventually_member(self, room_id: str, user_id: str, membership: str) -> None:
+        for _ in range(50):
+            if await self.member_of(room_id, user_id) == membership:
+                return
+            await self.a.hs.clock.sleep(0.1)
+        self.fail(f"{user_id} never became {membership} on A")
+
+    @async_test
+    async def test_rejecting_a_remote_invite(self) -> None:
+        created = await self.a.client.post(
+            f"{V3}/createRoom", {"preset": "private_chat"}, self.alice_token
+        )
+        room_id = created.json["room_id"]
+        await self.a.client.post(
+            f"{V3}/rooms/{quote(room_id)}/invite", {"user_id": self.bob}, self.alice_token
+        )
+        await self.sync_until(
+            self.b, self.bob_token, lambda s: room_id in s["rooms"]["invite"], "the invite"
+        )
+        since = self.next_batch
+        left = await self.b.client.post(f"{V3}/rooms/{quote(room_id)}/leave", {}, self.bob_token)
+        self.assertEqual(left.code, 200, left.json)
+        # The inviting server records the rejection, and bob's /sync moves the room to leave.
+        await self.eventually_member(room_id, self.bob, "leave")
+        sync = await self.b.client.get(f"{V3}/sync?since={since}&timeout=1000", self.bob_token)
+        self.assertIn(room_id, sync.json["rooms"]["leave"])
+        self.assertNotIn(room_id, sync.json["rooms"]["invite"])
+
+    @async_test
+    async def test_knock_then_invite_then_join(self) -> None:
+        created = await self.a.client.post(
+            f"{V3}/createRoom",
+            {"preset": "private_chat", "name": "knock knock",
+             "initial_state": [{"type": "m.room.join_rules", "state_key": "",
+                                "content": {"join_rule": "knock"}}]},
+            self.alice_token,
+        )
+        room_id = created.json["room_id"]
+        knocked = await self.b.client.post(
+            f"{V3}/knock/{quote(room_id)}?via={quote(self.a.server_name)}", {}, self.bob_token
+        )
+        self.assertEqual(knocked.code, 200, knocked.json)
+        await self.eventually_member(room_id, self.bob, "knock")
+
+        def knock_state(sync: dict) -> list | None:
+            room = sync["rooms"].get("knock", {}).get(room_id)
+            return room["knock_state"]["events"] if room else None
+
+        stripped = await self.sync_until(self.b, self.bob_token, knock_state, "the knock")
+        names = [e["content"].get("name") for e in stripped if e["type"] == "m.room.name"]
+        self.assertEqual(names, ["knock knock"])
+
+        invited = await self.a.client.post(
+            f"{V3}/rooms/{quote(room_id)}/invite", {"user_id": self.bob}, self.alice_token
+        )
+        self.assertEqual(invited.code, 200, invited.json)
+        joined = await self.b.client.post(f"{V3}/join/{quote(room_id)}", {}, self.bob_token)
+        self.assertEqual(joined.code, 200, joined.json)
+        await self.eventually_member(room_id, self.bob, "join")
+
+
+class Backfill(TwoServersCase):
+    @async_test
+    async def test_history_from_before_the_join_is_fetched_when_paging_back(self) -> None:
+        room_id = await self.create_public_room()
+        sent = [await self.send(self.a, self.alice_token, room_id, f"old {i}") for i in range(30)]
+        joined = await self.b.client.post(
+            f"{V3}/join/{quote(room_id)}?via={quote(self.a.server_name)}", {}, self.bob_token
+        )
+        self.assertEqual(joined.code, 200, joined.json)
+        before_paging = (await self.b.client.get(f"{V3}/sync", self.bob_token)).json["next_batch"]
+
+        bodies: list[str] = []
+        ids: list[str] = []
+        token = None
+        for _ in range(20):
+            path = f"{V3}/rooms/{quote(room_id)}/messages?dir=b&limit=10"
+            response = await self.b.client.get(path + (f"&from={token}" if token else ""),
+                                               self.bob_token)
+            self.assertEqual(response.code, 200, response.json)
+            for event in response.json["chunk"]:
+                ids.append(event["event_id"])
+                if event["type"] == "m.room.message":
+                    bodies.append(event["content"]["body"])
+            token = response.json.get("end")
+            if token is None:
+                break
+        # Every old message once, newest first, and nothing twice.
+        self.assertEqual(bodies, [f"old {i}" for i in reversed(range(30))])
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertTrue(set(sent) <= set(ids))
+        # History is not news: bob's next incremental sync does not replay it.
+        sync = await self.b.client.get(
+            f"{V3}/sync?since={before_paging}&timeout=500", self.bob_token
+        )
+        self.assertNotIn(room_id, sync.json["rooms"]["join"])
