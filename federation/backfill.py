@@ -77,29 +77,35 @@ class Backfiller:
         return len(new)
 
     async def _state_if_needed(self, server: str, event: Event) -> dict | None:
-        """The state before an event whose prev_events we do not hold, asked of `server`."""
         groups = await self.hs.storage.state.get_state_groups_after(event.prev_event_ids)
         if event.prev_event_ids and all(groups.get(p) is not None for p in event.prev_event_ids):
             return None
-        answer = await self.hs.federation_client.get_json(
-            server,
-            federation_path("/_matrix/federation/v1/state/{}", event.room_id),
-            {"event_id": event.event_id},
-        )
-        if not isinstance(answer, dict):
-            raise PduError("/state answer is not an object")
-        state = await self._checked(server, answer.get("pdus"), event)
-        chain = await self._checked(server, answer.get("auth_chain"), event)
-        await self.hs.remote_events.persist_outliers([*chain, *state])
-        return {e.state_tuple: e.event_id for e in state if e.state_key is not None}
+        return await fetch_state_before(self.hs, server, event)
 
-    async def _checked(self, server: str, pdus: object, event: Event) -> list[Event]:
-        checked = []
-        for pdu in pdus if isinstance(pdus, list) else []:
-            try:
-                parsed = parse_pdu(pdu, event.room_version)
-                if parsed.room_id == event.room_id:
-                    checked.append(await check_signatures_and_hash(self.hs.keyring, parsed))
-            except PduError as e:
-                logger.info("Dropping a state event from %s: %s", server, e)
-        return checked
+
+async def fetch_state_before(hs: HomeServer, server: str, event: Event) -> dict:
+    """The state before an event whose prev_events we do not hold, asked of `server` (/state),
+    with the state and auth chain events stored as outliers."""
+    answer = await hs.federation_client.get_json(
+        server,
+        federation_path("/_matrix/federation/v1/state/{}", event.room_id),
+        {"event_id": event.event_id},
+    )
+    if not isinstance(answer, dict):
+        raise PduError("/state answer is not an object")
+    state = await _checked_events(hs, server, answer.get("pdus"), event)
+    chain = await _checked_events(hs, server, answer.get("auth_chain"), event)
+    await hs.remote_events.persist_outliers([*chain, *state])
+    return {e.state_tuple: e.event_id for e in state if e.state_key is not None}
+
+
+async def _checked_events(hs: HomeServer, server: str, pdus: object, event: Event) -> list[Event]:
+    checked = []
+    for pdu in pdus if isinstance(pdus, list) else []:
+        try:
+            parsed = parse_pdu(pdu, event.room_version)
+            if parsed.room_id == event.room_id:
+                checked.append(await check_signatures_and_hash(hs.keyring, parsed))
+        except PduError as e:
+            logger.info("Dropping a state event from %s: %s", server, e)
+    return checked

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
+from federation.backfill import fetch_state_before
 from federation.client import FederationError, federation_path
 from federation.pdus import PduError, check_signatures_and_hash, parse_pdu
 from homeserver.events.event import Event
@@ -105,7 +106,12 @@ class TransactionHandler:
                 await self.hs.remote_events.receive(missing)
             except MissingState:
                 logger.info("Still missing the state before %s", missing.event_id)
-        return await self.hs.remote_events.receive(event)
+        try:
+            return await self.hs.remote_events.receive(event)
+        except MissingState:
+            # The gap is too big to walk: ask the origin for the state before the event.
+            state = await fetch_state_before(self.hs, origin, event)
+            return await self.hs.remote_events.receive(event, state)
 
     async def _get_missing_events(self, origin: str, event: Event) -> list[Event]:
         snapshot = await self.hs.storage.state.get_snapshot(event.room_id)

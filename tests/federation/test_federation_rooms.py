@@ -209,3 +209,50 @@ class Backfill(TwoServersCase):
             f"{V3}/sync?since={before_paging}&timeout=500", self.bob_token
         )
         self.assertNotIn(room_id, sync.json["rooms"]["join"])
+
+
+class Gaps(TwoServersCase):
+    @async_test
+    async def test_an_event_after_a_long_gap_is_placed_with_the_state_from_its_origin(
+        self,
+    ) -> None:
+        room_id = await self.shared_room()
+        sender = self.a.hs.federation_sender
+        real_send_pdu = sender.send_pdu
+
+        async def lost(*args, **kwargs) -> None:
+            return None  # B never hears of these
+
+        sender.send_pdu = lost
+        try:
+            for i in range(30):
+                await self.send(self.a, self.alice_token, room_id, f"missed {i}")
+            await self.a.client.put(
+                f"{V3}/rooms/{quote(room_id)}/state/m.room.topic/",
+                {"topic": "changed while B was away"},
+                self.alice_token,
+            )
+        finally:
+            sender.send_pdu = real_send_pdu
+        import federation.transactions as transactions
+
+        asked = []
+        real_fetch = transactions.fetch_state_before
+
+        async def counting_fetch(*args):
+            asked.append(args[2].event_id)
+            return await real_fetch(*args)
+
+        transactions.fetch_state_before = counting_fetch
+        try:
+            await self.send(self.a, self.alice_token, room_id, "after the gap")
+            seen = await self.wait_for_message(self.b, self.bob_token, room_id, "after the gap")
+        finally:
+            transactions.fetch_state_before = real_fetch
+        # More was missing than /get_missing_events brings: the state came from /state.
+        self.assertEqual(len(asked), 1)
+        self.assertEqual(seen["sender"], self.alice)
+        topic = await self.b.client.get(
+            f"{V3}/rooms/{quote(room_id)}/state/m.room.topic/", self.bob_token
+        )
+        self.assertEqual(topic.json, {"topic": "changed while B was away"})
