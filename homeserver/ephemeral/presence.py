@@ -27,7 +27,7 @@ on every call.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -119,6 +119,8 @@ class PresenceService:
         self._stopped = False
         self._wakeups = OrderedWakeups(storage.presence.stream)
         self._sync = PresenceSync(self)
+        # Told of each visible change of a local user's presence: federation passes it on.
+        self.local_change_observers: list[Callable[[UserPresence], None]] = []
 
     async def start(self) -> None:
         """Loads stored presence; users shown as connected get `sync_grace` to reconnect."""
@@ -127,6 +129,8 @@ class PresenceService:
             return
         now = self.clock.time()
         for stored in await self.storage.presence.get_all():
+            if server_of(stored.user_id) != self.server_name:
+                continue  # other servers' users: their servers tell us again when it changes
             self.states[stored.user_id] = UserPresence(
                 stored.user_id,
                 stored.state,
@@ -227,6 +231,22 @@ class PresenceService:
         else:
             await self._update(user_id, last_active_ts=now_ms)
 
+    async def set_remote(
+        self,
+        user_id: str,
+        state: str,
+        status_msg: str | None,
+        last_active_ago: int | None,
+    ) -> None:
+        """Another server's user's presence, as their server told us (no timers of ours: their
+        server says when it changes)."""
+        if not self.enabled or state not in STATES or server_of(user_id) == self.server_name:
+            return
+        now = self.clock.time_msec()
+        last_active = now - last_active_ago if last_active_ago is not None else 0
+        await self._update(user_id, state=state, status_msg=status_msg,
+                           last_active_ts=last_active, set_by="server")
+
     # -- changes -------------------------------------------------------------------------------
 
     async def _update(self, user_id: str, **changes: Any) -> None:
@@ -258,6 +278,10 @@ class PresenceService:
         self._wakeups.committed(
             position, lambda: run_in_background("presence wake-up", self._wake(user_id))
         )
+        if server_of(user_id) != self.server_name:
+            return
+        for observer in self.local_change_observers:
+            observer(after)
         self._reschedule(user_id)
 
     async def _write_activity(self, presence: UserPresence) -> None:
@@ -284,6 +308,8 @@ class PresenceService:
 
     def _deadline(self, user_id: str) -> float | None:
         """When the user's state is next due to change by itself, if ever."""
+        if server_of(user_id) != self.server_name:
+            return None  # another server's user: their server says when it changes
         presence = self.get(user_id)
         deadlines = []
         if presence.state == ONLINE:
