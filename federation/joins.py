@@ -44,11 +44,6 @@ class JoinHandler:
 
     # -- resident side ----------------------------------------------------------------------
 
-    async def make_join(
-        self, origin: str, room_id: str, user_id: str, supported_versions: list[str]
-    ) -> dict[str, Any]:
-        return await self.make_membership(origin, room_id, user_id, "join", supported_versions)
-
     async def make_membership(
         self,
         origin: str,

@@ -39,42 +39,6 @@ def register_routes(router: Router, hs: HomeServer) -> None:
         )
         return 200, answer
 
-    async def make_join(request: ApiRequest) -> tuple[int, Any]:
-        assert request.origin is not None
-        answer = await hs.federation_joins.make_join(
-            request.origin,
-            request.path_params["roomId"],
-            request.path_params["userId"],
-            request.query_list("ver"),
-        )
-        return 200, answer
-
-    async def send_join_v2(request: ApiRequest) -> tuple[int, Any]:
-        assert request.origin is not None
-        answer = await hs.federation_joins.send_join(
-            request.origin,
-            request.path_params["roomId"],
-            request.path_params["eventId"],
-            request.json(),
-        )
-        return 200, answer
-
-    async def send_join_v1(request: ApiRequest) -> tuple[int, Any]:
-        status, answer = await send_join_v2(request)
-        # v1 wraps the answer in [200, {...}] (and has no members_omitted).
-        return status, [200, {k: v for k, v in answer.items() if k in ("origin", "state",
-                                                                     "auth_chain", "event")}]
-
-    async def invite_v2(request: ApiRequest) -> tuple[int, Any]:
-        assert request.origin is not None
-        answer = await hs.federation_invites.on_invite(
-            request.origin,
-            request.path_params["roomId"],
-            request.path_params["eventId"],
-            request.json(),
-        )
-        return 200, answer
-
     def make_membership(membership: str, versions: bool) -> Any:
         async def handler(request: ApiRequest) -> tuple[int, Any]:
             assert request.origin is not None
@@ -89,9 +53,8 @@ def register_routes(router: Router, hs: HomeServer) -> None:
 
         return handler
 
-    def send_membership(membership: str, wrap_v1: bool) -> Any:
-        accept = {"leave": hs.federation_joins.send_leave,
-                  "knock": hs.federation_joins.send_knock}[membership]
+    def event_handler(accept: Any, wrap_v1: bool = False) -> Any:
+        """PUT routes that hand over one signed event: send_join/leave/knock and invite."""
 
         async def handler(request: ApiRequest) -> tuple[int, Any]:
             assert request.origin is not None
@@ -101,9 +64,18 @@ def register_routes(router: Router, hs: HomeServer) -> None:
                 request.path_params["eventId"],
                 request.json(),
             )
-            return 200, ([200, answer] if wrap_v1 else answer)
+            if wrap_v1:
+                # v1 wraps the answer in [200, {...}] (and has no members_omitted).
+                v1_keys = ("origin", "state", "auth_chain", "event")
+                return 200, [200, {k: v for k, v in answer.items() if k in v1_keys}]
+            return 200, answer
 
         return handler
+
+    joins = hs.federation_joins
+    send_join_v1 = event_handler(joins.send_join, wrap_v1=True)
+    send_join_v2 = event_handler(joins.send_join)
+    invite_v2 = event_handler(hs.federation_invites.on_invite)
 
     async def get_event(request: ApiRequest) -> tuple[int, Any]:
         event = await hs.storage.events.get_event(request.path_params["eventId"],
@@ -198,19 +170,20 @@ def register_routes(router: Router, hs: HomeServer) -> None:
         return found
 
     router.add("PUT", f"{V1}/send/{{txnId}}", send_transaction, auth="federation")
-    router.add("GET", f"{V1}/make_join/{{roomId}}/{{userId}}", make_join, auth="federation")
+    router.add("GET", f"{V1}/make_join/{{roomId}}/{{userId}}", make_membership("join", True),
+               auth="federation")
     router.add("PUT", f"{V1}/send_join/{{roomId}}/{{eventId}}", send_join_v1, auth="federation")
     router.add("PUT", f"{V2}/send_join/{{roomId}}/{{eventId}}", send_join_v2, auth="federation")
     router.add("PUT", f"{V2}/invite/{{roomId}}/{{eventId}}", invite_v2, auth="federation")
     router.add("GET", f"{V1}/make_leave/{{roomId}}/{{userId}}", make_membership("leave", False),
                auth="federation")
-    router.add("PUT", f"{V1}/send_leave/{{roomId}}/{{eventId}}", send_membership("leave", True),
+    router.add("PUT", f"{V1}/send_leave/{{roomId}}/{{eventId}}", event_handler(joins.send_leave, wrap_v1=True),
                auth="federation")
-    router.add("PUT", f"{V2}/send_leave/{{roomId}}/{{eventId}}", send_membership("leave", False),
+    router.add("PUT", f"{V2}/send_leave/{{roomId}}/{{eventId}}", event_handler(joins.send_leave),
                auth="federation")
     router.add("GET", f"{V1}/make_knock/{{roomId}}/{{userId}}", make_membership("knock", True),
                auth="federation")
-    router.add("PUT", f"{V1}/send_knock/{{roomId}}/{{eventId}}", send_membership("knock", False),
+    router.add("PUT", f"{V1}/send_knock/{{roomId}}/{{eventId}}", event_handler(joins.send_knock),
                auth="federation")
     router.add("GET", f"{V1}/event/{{eventId}}", get_event, auth="federation")
     router.add("GET", f"{V1}/state_ids/{{roomId}}", state_ids, auth="federation")

@@ -127,28 +127,9 @@ class RemoteEventHandler:
     async def _plan_backfilled(
         self, event: Event, given_state: StateMap | None, position: int
     ) -> EventToPersist:
-        if given_state is None:
-            before, before_group = await self._state_at_prevs(event)
-        else:
-            before, before_group = dict(given_state), None
-        events = await self._events_for(event.auth_event_ids, before.values())
-        rejected = self._check_against_auth_events(event, events)
-        if rejected is None:
-            rejected = _check_against_state(event, before, events)
-        event.rejected_reason = rejected
         event.stream_ordering = position
-        item = EventToPersist(event, state_before=before_group, state_after=before_group,
-                              backfilled=True)
-        if before_group is None:
-            write = await self.storage.state.plan_group(event.room_id, None, before)
-            item.extra_state_groups.append((write, before))
-            item.state_before = item.state_after = write.group_id
-        if rejected is None and event.is_state():
-            item.new_state_group = await self.storage.state.plan_group(
-                event.room_id, item.state_before, {event.state_tuple: event.event_id}
-            )
-            item.state_after = item.new_state_group.group_id
-            item.state_after_map = {**before, event.state_tuple: event.event_id}
+        item, _after, _events = await self._authorise(event, given_state)
+        item.backfilled = True
         return item
 
     async def _plan(self, event: Event, given_state: StateMap | None) -> EventToPersist:
@@ -157,6 +138,24 @@ class RemoteEventHandler:
         if holds_only_invite:
             # All we had was an out-of-band invite: the room's real state replaces it.
             snapshot = None
+        item, after, events = await self._authorise(event, given_state)
+        item.reset_snapshot = holds_only_invite
+        if event.rejected_reason is not None:
+            logger.info("Rejected %s from %s: %s", event.event_id, event.sender,
+                        event.rejected_reason)
+            return item
+        if snapshot is not None and _soft_fails(event, snapshot, events):
+            logger.info("Soft-failed %s from %s", event.event_id, event.sender)
+            event.outlier = True
+            return item
+        await self._plan_current_state(item, snapshot, after)
+        return item
+
+    async def _authorise(
+        self, event: Event, given_state: StateMap | None
+    ) -> tuple[EventToPersist, StateMap, dict[str, Event]]:
+        """Rules 4 and 5 (setting `rejected_reason`), and the state groups before and after
+        the event: the item to persist, the state after, and the events the checks read."""
         if given_state is None:
             before, before_group = await self._state_at_prevs(event)
         else:
@@ -167,7 +166,6 @@ class RemoteEventHandler:
             rejected = _check_against_state(event, before, events)
         event.rejected_reason = rejected
         item = EventToPersist(event, state_before=before_group, state_after=before_group)
-        item.reset_snapshot = holds_only_invite
         if before_group is None:
             write = await self.storage.state.plan_group(event.room_id, None, before)
             item.extra_state_groups.append((write, before))
@@ -180,15 +178,7 @@ class RemoteEventHandler:
             )
             item.state_after = item.new_state_group.group_id
             item.state_after_map = after
-        if rejected is not None:
-            logger.info("Rejected %s from %s: %s", event.event_id, event.sender, rejected)
-            return item
-        if snapshot is not None and _soft_fails(event, snapshot, events):
-            logger.info("Soft-failed %s from %s", event.event_id, event.sender)
-            event.outlier = True
-            return item
-        await self._plan_current_state(item, snapshot, after)
-        return item
+        return item, after, events
 
     async def _plan_current_state(
         self, item: EventToPersist, snapshot: RoomSnapshot | None, after: StateMap

@@ -6,33 +6,15 @@ import json
 from urllib.parse import quote
 
 import treq
-from twisted.internet import defer
-from twisted.trial import unittest
 
 from federation.client import FederationError
 from federation.server_keys import parse_key_document
 from homeserver.events.signing import generate_signing_key
 from tests.asyncutil import async_test
-from tests.federation.federation_testing import FederatingServer
+from tests.federation.federation_testing import FederatingServer, TwoServersCase
 
 
-class TwoServers(unittest.TestCase):
-    def setUp(self) -> defer.Deferred:
-        self.a = FederatingServer()
-        self.b = FederatingServer()
-        return defer.ensureDeferred(self._start())
-
-    async def _start(self) -> None:
-        await self.a.start()
-        await self.b.start()
-
-    def tearDown(self) -> defer.Deferred:
-        async def stop() -> None:
-            await self.a.stop()
-            await self.b.stop()
-
-        return defer.ensureDeferred(stop())
-
+class TwoServers(TwoServersCase):
     async def fed_get(self, server: FederatingServer, path: str, **kwargs) -> tuple[int, object]:
         response = await treq.get(
             server.federation_url + path, persistent=False, agent=_insecure_agent(), **kwargs
@@ -51,18 +33,17 @@ class TwoServers(unittest.TestCase):
 
     @async_test
     async def test_signed_request_is_accepted_and_keys_are_cached(self) -> None:
-        _, alice_token = await self.b.client.register("alice")
         await self.b.client.put(
-            "/_matrix/client/v3/profile/@alice:" + quote(self.b.server_name) + "/displayname",
-            {"displayname": "Alice"},
-            alice_token,
+            "/_matrix/client/v3/profile/" + quote(self.bob) + "/displayname",
+            {"displayname": "Bob"},
+            self.bob_token,
         )
         profile = await self.a.hs.federation_client.get_json(
             self.b.server_name,
             "/_matrix/federation/v1/query/profile",
-            {"user_id": f"@alice:{self.b.server_name}", "field": "displayname"},
+            {"user_id": self.bob, "field": "displayname"},
         )
-        self.assertEqual(profile, {"displayname": "Alice"})
+        self.assertEqual(profile, {"displayname": "Bob"})
         # B fetched A's key to check the request, and kept it in its database.
         stored = await self.b.hs.storage.server_keys.get_keys(self.a.server_name)
         self.assertEqual(
