@@ -22,6 +22,7 @@ from twisted.names.error import (
     DNSServerError,
     DomainError,
 )
+from twisted.web.http_headers import Headers
 
 from federation.discovery import (
     WELL_KNOWN_ERROR_TTL_S,
@@ -33,7 +34,14 @@ from federation.discovery import (
 )
 from federation.request_auth import authorization_header
 from homeserver.events.signing import SigningKey
-from homeserver.http_client import HttpClient, HttpClientError, IPPolicy, UnverifiedTLSPolicy
+from homeserver.http_client import (
+    HttpClient,
+    HttpClientError,
+    HttpResponse,
+    IPPolicy,
+    ResponseTooLarge,
+    UnverifiedTLSPolicy,
+)
 from homeserver.identifiers import is_valid_server_name
 
 logger = logging.getLogger(__name__)
@@ -52,6 +60,10 @@ class FederationError(Exception):
     @property
     def errcode(self) -> str | None:
         return self.body.get("errcode") if isinstance(self.body, dict) else None
+
+
+class FederationResponseTooLarge(FederationError):
+    """The answer was larger than the caller was willing to read."""
 
 
 def federation_path(template: str, *params: str) -> str:
@@ -97,6 +109,43 @@ class FederationClient:
         timeout: float = 60.0,
     ) -> Any:
         """Sends one request; the parsed JSON answer, or FederationError."""
+        response = await self._send(
+            method, destination, path, query=query, content=content, signed=signed,
+            timeout=timeout,
+        )
+        answer = _json_or_none(response.body)
+        if answer is None:
+            raise FederationError(destination, f"{method} {path} did not answer JSON", 200)
+        return answer
+
+    async def get_raw(
+        self, destination: str, path: str, query: Mapping[str, Any] | None = None, *,
+        max_size: int, signed: bool = True, timeout: float = 60.0,
+    ) -> tuple[Headers, bytes]:
+        """A GET whose answer is not JSON (media): the 200 response's headers and body.
+
+        A body over `max_size` bytes raises FederationResponseTooLarge; any other status,
+        FederationError (with the error JSON, if the answer had one).
+        """
+        response = await self._send(
+            "GET", destination, path, query=query, signed=signed, timeout=timeout,
+            max_size=max_size,
+        )
+        return response.headers, response.body
+
+    async def _send(
+        self,
+        method: str,
+        destination: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        content: Any | None = None,
+        signed: bool = True,
+        timeout: float = 60.0,
+        max_size: int | None = None,
+    ) -> HttpResponse:
+        """Sends one request; its 200 response, or FederationError."""
         if destination == self.server_name:
             raise FederationError(destination, "refusing to send a federation request to ourselves")
         if not is_valid_server_name(destination):
@@ -117,21 +166,26 @@ class FederationClient:
             )
         try:
             response = await self.http.request(
-                method, _url(where, target), headers=headers, body=body, timeout=timeout
+                method, _url(where, target), headers=headers, body=body, timeout=timeout,
+                max_size=max_size,
             )
+        except ResponseTooLarge as e:
+            raise FederationResponseTooLarge(destination, str(e)) from None
         except HttpClientError as e:
             raise FederationError(destination, str(e)) from None
-        try:
-            answer = json.loads(response.body) if response.body else None
-        except (ValueError, UnicodeDecodeError):
-            answer = None
         if response.code != 200:
             raise FederationError(
-                destination, f"{method} {path} answered {response.code}", response.code, answer
+                destination, f"{method} {path} answered {response.code}", response.code,
+                _json_or_none(response.body),
             )
-        if answer is None:
-            raise FederationError(destination, f"{method} {path} did not answer JSON", 200)
-        return answer
+        return response
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _url(where: Destination, target: str) -> str:

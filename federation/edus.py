@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from federation.device_lists import DeviceListFederation
 from federation.joins import servers_in_room
-from homeserver.ephemeral.common import run_in_background
+from homeserver.ephemeral.common import joined_rooms, run_in_background
+from homeserver.ephemeral.presence import UserPresence
 from homeserver.identifiers import is_valid_user_id, server_of
 from storage.receipts import Receipt
 
@@ -34,9 +36,14 @@ class EduHandlers:
         handlers["m.typing"] = self.on_typing
         handlers["m.receipt"] = self.on_receipt
         handlers["m.direct_to_device"] = self.hs.e2ee.to_device.receive_remote
+        handlers["m.presence"] = self.on_presence
+        self.hs.ephemeral.presence.local_change_observers.append(self.presence_changed)
         self.hs.ephemeral.typing.local_change_observers.append(self.typing_changed)
         self.hs.ephemeral.receipts.local_receipt_observers.append(self.receipt_made)
         self.hs.e2ee.to_device.remote_relay = self.relay_to_device
+        # Device lists and keys of end-to-end encryption: m.device_list_update,
+        # m.signing_key_update, and asking other servers for their users' keys.
+        DeviceListFederation(self.hs).register()
 
     # -- inbound --------------------------------------------------------------------------------
 
@@ -74,7 +81,35 @@ class EduHandlers:
             user_id, room_id, receipt_type, event_ids[0], thread_id, ts
         )
 
+    async def on_presence(self, origin: str, content: dict[str, Any]) -> None:
+        pushes = content.get("push")
+        for push in pushes if isinstance(pushes, list) else []:
+            if not isinstance(push, dict) or not _from_origin(push.get("user_id"), origin):
+                continue
+            ago = push.get("last_active_ago")
+            status = push.get("status_msg")
+            await self.hs.ephemeral.presence.set_remote(
+                push["user_id"],
+                str(push.get("presence")),
+                status if isinstance(status, str) else None,
+                ago if isinstance(ago, int) and not isinstance(ago, bool) else None,
+            )
+
     # -- outbound -------------------------------------------------------------------------------
+
+    def presence_changed(self, presence: UserPresence) -> None:
+        run_in_background("federating presence", self._presence_to_rooms(presence))
+
+    async def _presence_to_rooms(self, presence: UserPresence) -> None:
+        content = presence.content(self.hs.clock.time_msec())
+        push = {"user_id": presence.user_id, **content}
+        destinations: set[str] = set()
+        for room_id in await joined_rooms(self.hs.storage, presence.user_id):
+            snapshot = await self.hs.storage.state.get_snapshot(room_id)
+            if snapshot is not None:
+                destinations |= servers_in_room(snapshot.memberships)
+        for destination in sorted(destinations - {self.server_name}):
+            await self.hs.federation_sender.send_edu(destination, "m.presence", {"push": [push]})
 
     def typing_changed(self, room_id: str, user_id: str, typing: bool) -> None:
         content = {"room_id": room_id, "user_id": user_id, "typing": typing}

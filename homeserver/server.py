@@ -22,6 +22,8 @@ from federation.joins import JoinHandler
 from federation.keyring import Keyring
 from federation.queries import query_directory
 from federation.sender import FederationSender
+from federation.servlets.directory import install_remote_directory
+from federation.servlets.media import install_remote_media
 from federation.transactions import TransactionHandler
 from homeserver.accounts.auth import Authenticator
 from homeserver.accounts.service import AccountService
@@ -123,6 +125,9 @@ class HomeServer:
         self.federation_transactions = TransactionHandler(self)
         self.federation_joins = JoinHandler(self)
         self.federation_invites = InviteHandler(self)
+        # Other servers' media, room directories and space hierarchies, for local clients.
+        install_remote_media(self)
+        install_remote_directory(self)
         self.pagination.backfiller = Backfiller(self).backfill
         self.membership.remote_inviter = self.federation_invites.countersign
         EduHandlers(self).register()

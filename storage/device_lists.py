@@ -90,6 +90,11 @@ class DeviceListStore:
             self.last_change = max(self.last_change, stream_id)
         return result, recorded
 
+    async def record_change(self, user_id: str) -> list[DeviceListChange]:
+        """Records that `user_id`'s devices changed where no key write did (a renamed device)."""
+        _, changes = await self.write("device_list_change", lambda txn, log: log.add(user_id))
+        return changes
+
     async def get_changes(self, user_id: str, after: int, upto: int) -> list[DeviceListChange]:
         """Changes in (after, upto] that `user_id` may be told about, if they share a room."""
         if after >= upto:

@@ -7,6 +7,7 @@ from storage.device_inbox import DeviceInboxStore
 from storage.device_lists import DeviceListStore
 from storage.e2ee_cross_signing import CrossSigningStore
 from storage.e2ee_keys import DeviceKeyStore
+from storage.e2ee_remote import RemoteKeyStore
 from storage.key_backup import KeyBackupStore
 
 
@@ -15,6 +16,7 @@ class E2eeStore:
         self.device_lists = DeviceListStore(db)
         self.keys = DeviceKeyStore(db, self.device_lists)
         self.cross_signing = CrossSigningStore(db, self.device_lists)
+        self.remote = RemoteKeyStore(db, self.device_lists)
         self.inbox = DeviceInboxStore(db)
         self.backup = KeyBackupStore(db)
 

@@ -1,4 +1,5 @@
-"""The media repository's tables: local media, thumbnails and cached URL previews.
+"""The media repository's tables: local media, cached remote media, thumbnails and cached URL
+previews.
 
 File contents are not here: they live in the content store (homeserver/media/files.py), named by
 their SHA-256. These rows say which media ID or thumbnail is which content.
@@ -41,7 +42,7 @@ class StoredContent:
 @dataclass(frozen=True)
 class MediaInfo:
     media_id: str
-    user_id: str
+    user_id: str | None  # the uploader; None for media of other servers
     created_ts: int
     # Set while the media ID waits for its upload (POST /create); None once uploaded.
     unused_expires_at: int | None
@@ -52,6 +53,7 @@ class MediaInfo:
     sha256: str | None
     authenticated: bool
     image: ImageInfo | None
+    origin: str | None = None  # the server of other servers' media, None for ours
 
     @property
     def uploaded(self) -> bool:
@@ -70,6 +72,32 @@ def _media_from_row(row: tuple[Any, ...]) -> MediaInfo:
     width, height, animated = row[10:13]
     image = ImageInfo(width, height, bool(animated)) if width is not None else None
     return MediaInfo(*row[:9], authenticated=bool(row[9]), image=image)
+
+
+_REMOTE_COLUMNS = (
+    "media_id, fetched_ts, media_type, upload_name, media_length, sha256, authenticated,"
+    " width, height, animated"
+)
+
+
+def _remote_media_from_row(origin: str, row: tuple[Any, ...]) -> MediaInfo:
+    media_id, fetched_ts, media_type, upload_name, length, sha256, authenticated = row[:7]
+    width, height, animated = row[7:10]
+    image = ImageInfo(width, height, bool(animated)) if width is not None else None
+    return MediaInfo(
+        media_id,
+        None,
+        fetched_ts,
+        None,
+        fetched_ts,
+        media_type,
+        upload_name,
+        length,
+        sha256,
+        authenticated=bool(authenticated),
+        image=image,
+        origin=origin,
+    )
 
 
 def _content_params(content: StoredContent) -> tuple[Any, ...]:
@@ -162,6 +190,46 @@ class MediaStore:
             return txn.rowcount == 1
 
         return await self.db.run("complete_pending_media", txn_fn)
+
+    async def get_remote_media(self, origin: str, media_id: str) -> MediaInfo | None:
+        """Media of another server that is in the cache."""
+        row = await self.db.run(
+            "get_remote_media",
+            lambda txn: txn.query_one(
+                f"SELECT {_REMOTE_COLUMNS} FROM remote_media_cache"
+                " WHERE media_origin = ? AND media_id = ?",
+                (origin, media_id),
+            ),
+        )
+        return _remote_media_from_row(origin, row) if row else None
+
+    async def store_remote_media(
+        self,
+        origin: str,
+        media_id: str,
+        now_ms: int,
+        content: StoredContent,
+        authenticated: bool,
+    ) -> MediaInfo:
+        """Caches media fetched from another server; if another process cached the same media
+        meanwhile, its row stays and is returned."""
+
+        def txn_fn(txn: Txn) -> MediaInfo:
+            txn.execute(
+                "INSERT INTO remote_media_cache (media_origin, media_id, fetched_ts,"
+                " authenticated, media_type, upload_name, media_length, sha256, width, height,"
+                " animated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (origin, media_id, now_ms, authenticated, *_content_params(content)),
+            )
+            row = txn.query_one(
+                f"SELECT {_REMOTE_COLUMNS} FROM remote_media_cache"
+                " WHERE media_origin = ? AND media_id = ?",
+                (origin, media_id),
+            )
+            assert row is not None
+            return _remote_media_from_row(origin, row)
+
+        return await self.db.run("store_remote_media", txn_fn)
 
     async def get_thumbnail(
         self, source_sha256: str, width: int, height: int, method: str, media_type: str

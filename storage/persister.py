@@ -195,6 +195,10 @@ class EventPersister:
         snapshot = self.state.snapshots.get(event.room_id)
         if snapshot is not None and event.rejected_reason is None:
             _advance_snapshot(snapshot, item)
+        if item.current_state is not None and item.current_memberships is not None:
+            # A whole new state (merged forks, a remote join): every member's entry may change.
+            for user_id, membership in item.current_memberships.items():
+                self.state.note_membership(user_id, event.room_id, membership)
         if event.type == "m.room.member" and event.rejected_reason is None:
             self.state.note_membership(event.state_key or "", event.room_id, event.membership or "")
             self.membership_changes.note(event.state_key or "", event.stream_ordering or 0)

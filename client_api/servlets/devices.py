@@ -61,6 +61,8 @@ def register_routes(router: Router, hs: HomeServer) -> None:
                     f"display_name is too long (at most {MAX_DEVICE_DISPLAY_NAME_LENGTH})",
                 )
             await store.update_device_display_name(user_id, device_id, name)
+            # Other servers' users see device names in key queries: tell them.
+            await hs.e2ee.on_device_renamed(user_id)
         return 200, {}
 
     async def delete_device(request: ApiRequest) -> tuple[int, Any]:

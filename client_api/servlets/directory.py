@@ -1,12 +1,16 @@
-"""Discovery: the published room directory, room visibility in it, the user directory, and a
-room's local aliases."""
+"""Discovery: the published room directory (ours, or with `server=` another server's, asked
+over federation), room visibility in it, the user directory, and a room's local aliases."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from client_api.http import ApiRequest, Router
-from homeserver.directory.public_rooms import PublicRoomsRequest, Publisher
+from homeserver.directory.public_rooms import (
+    PublicRoomsRequest,
+    Publisher,
+    parse_public_rooms_body,
+)
 from homeserver.directory.summaries import is_room_id_shaped
 from homeserver.directory.user_directory import DEFAULT_LIMIT
 from homeserver.errors import Codes, MatrixError, bad_json, forbidden
@@ -20,17 +24,25 @@ def register_routes(router: Router, hs: HomeServer) -> None:
     directories = hs.directories
 
     async def get_public_rooms(request: ApiRequest) -> tuple[int, Any]:
-        if request.requester is None and not hs.config.allow_public_rooms_without_auth:
+        server = _remote_server(hs, request.query_str("server"))
+        if request.requester is None and (
+            server is not None or not hs.config.allow_public_rooms_without_auth
+        ):
+            # As Synapse: our own list may be open to everyone, asking other servers is not.
             raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
-        _check_server(hs, request.query_str("server"))
         query = PublicRoomsRequest(
             limit=request.query_int("limit", minimum=0), since=request.query_str("since")
         )
+        if server is not None:
+            return 200, await directories.public_rooms.list_remote_rooms(server, query)
         return 200, await directories.public_rooms.list_rooms(query)
 
     async def post_public_rooms(request: ApiRequest) -> tuple[int, Any]:
-        _check_server(hs, request.query_str("server"))
-        return 200, await directories.public_rooms.list_rooms(_public_rooms_body(request.json()))
+        server = _remote_server(hs, request.query_str("server"))
+        query = parse_public_rooms_body(request.json())
+        if server is not None:
+            return 200, await directories.public_rooms.list_remote_rooms(server, query)
+        return 200, await directories.public_rooms.list_rooms(query)
 
     async def get_visibility(request: ApiRequest) -> tuple[int, Any]:
         room_id = request.path_params["roomId"]
@@ -76,48 +88,13 @@ def register_routes(router: Router, hs: HomeServer) -> None:
     router.add_client("GET", "/rooms/{roomId}/aliases", room_aliases)
 
 
-def _check_server(hs: HomeServer, server: str | None) -> None:
+def _remote_server(hs: HomeServer, server: str | None) -> str | None:
+    """The `server` whose directory is asked for, when it is not this one."""
     if server is None or server == hs.server_name:
-        return
+        return None
     if not is_valid_server_name(server):
         raise MatrixError(400, Codes.INVALID_PARAM, "server is not a valid server name")
-    # Another server's directory would be fetched over federation, which this build lacks.
-    raise MatrixError(404, Codes.NOT_FOUND, f"The room directory of {server} is not available")
-
-
-def _public_rooms_body(body: dict[str, Any]) -> PublicRoomsRequest:
-    query = PublicRoomsRequest(limit=_optional_int(body, "limit"))
-    since = body.get("since")
-    if since is not None and not isinstance(since, str):
-        raise bad_json("since must be a string")
-    query.since = since
-    room_filter = body.get("filter")
-    if room_filter is not None:
-        if not isinstance(room_filter, dict):
-            raise bad_json("filter must be an object")
-        term = room_filter.get("generic_search_term")
-        if term is not None and not isinstance(term, str):
-            raise bad_json("filter.generic_search_term must be a string")
-        query.search = term.strip() if term else None
-        query.room_types = _room_types(room_filter.get("room_types"))
-    include_all = body.get("include_all_networks", False)
-    if not isinstance(include_all, bool):
-        raise bad_json("include_all_networks must be a boolean")
-    instance = body.get("third_party_instance_id")
-    if instance is not None and not isinstance(instance, str):
-        raise bad_json("third_party_instance_id must be a string")
-    if not include_all:
-        query.third_party_instance_id = instance
-    return query
-
-
-def _room_types(value: Any) -> list[str | None] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(v is None or isinstance(v, str) for v in value):
-        raise bad_json("filter.room_types must be a list of strings and nulls")
-    # An empty list is read as no filter: every room type.
-    return list(value) or None
+    return server
 
 
 def _optional_int(body: dict[str, Any], key: str) -> int | None:

@@ -1,5 +1,6 @@
 """The content repository: /_matrix/media/* (the "media" resource) and the authenticated
-/_matrix/client/v1/media/* (the "client" resource).
+/_matrix/client/v1/media/* (the "client" resource). Media of other servers is fetched over
+federation and cached (homeserver/media/remote.py, federation/servlets/media.py).
 
 Downloads carry headers that keep uploaded content from acting as a web page of this origin:
 a sandboxing Content-Security-Policy, nosniff, and `inline` only for the spec's safe types.
@@ -7,6 +8,7 @@ a sandboxing Content-Security-Policy, nosniff, and `inline` only for the spec's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -50,14 +52,23 @@ def content_disposition(disposition: str, filename: str | None) -> str:
     return f"{disposition}; filename*=utf-8''{encoded}"
 
 
+def disposition_for(media_type: str, filename: str | None, *, thumbnail: bool) -> str:
+    """The Content-Disposition of media: `inline` only for the spec's safe types."""
+    base_type = media_type.split(";", 1)[0].strip().lower()
+    # Thumbnails are always images of the spec's thumbnail types, which must be inline.
+    disposition = "inline" if thumbnail or base_type in INLINE_TYPES else "attachment"
+    return content_disposition(disposition, filename)
+
+
+def thumbnail_filename(content: Content) -> str:
+    return f"thumbnail.{content.media_type.rsplit('/', 1)[-1]}"
+
+
 def media_response(
     content: Content, filename: str | None, *, thumbnail: bool, authenticated: bool
 ) -> Response:
-    base_type = content.media_type.split(";", 1)[0].strip().lower()
-    # Thumbnails are always images of the spec's thumbnail types, which must be inline.
-    disposition = "inline" if thumbnail or base_type in INLINE_TYPES else "attachment"
     headers = {
-        "Content-Disposition": content_disposition(disposition, filename),
+        "Content-Disposition": disposition_for(content.media_type, filename, thumbnail=thumbnail),
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
         "X-Content-Security-Policy": "sandbox;",  # older browsers' name for it
         "X-Content-Type-Options": "nosniff",
@@ -70,10 +81,29 @@ def media_response(
     return Response(200, content.body, content.media_type, headers)
 
 
-def _wait_ms(request: ApiRequest) -> int:
+def wait_ms_param(request: ApiRequest) -> int:
+    """timeout_ms: how long a download may wait for a pending upload, within our ceiling."""
     wait = request.query_int("timeout_ms", DEFAULT_WAIT_MS, minimum=0)
     assert wait is not None
     return min(wait, MAX_WAIT_MS)
+
+
+@dataclass(frozen=True)
+class ThumbnailParams:
+    width: int
+    height: int
+    method: str
+    animated: bool
+
+
+def thumbnail_params(request: ApiRequest) -> ThumbnailParams:
+    width = request.query_int("width", required=True, minimum=1, maximum=100_000)
+    height = request.query_int("height", required=True, minimum=1, maximum=100_000)
+    method = request.query_str("method", "scale")
+    if method not in ("crop", "scale"):
+        raise MatrixError(400, Codes.INVALID_PARAM, "method must be 'crop' or 'scale'")
+    assert width is not None and height is not None
+    return ThumbnailParams(width, height, method, request.query_bool("animated", False))
 
 
 def _upload_params(request: ApiRequest, max_size: int) -> tuple[str, str | None]:
@@ -136,7 +166,7 @@ class _Handlers:
         if legacy and not self._remote_allowed(request):
             raise MatrixError(404, Codes.NOT_FOUND, "Media not found")
         content = await self.repository.download(
-            params["serverName"], params["mediaId"], _wait_ms(request), legacy=legacy
+            params["serverName"], params["mediaId"], wait_ms_param(request), legacy=legacy
         )
         filename = params.get("fileName") or content.upload_name
         return media_response(content, filename, thumbnail=False, authenticated=not legacy)
@@ -148,25 +178,19 @@ class _Handlers:
         params = request.path_params
         if legacy and not self._remote_allowed(request):
             raise MatrixError(404, Codes.NOT_FOUND, "Media not found")
-        width = request.query_int("width", required=True, minimum=1, maximum=100_000)
-        height = request.query_int("height", required=True, minimum=1, maximum=100_000)
-        method = request.query_str("method", "scale")
-        if method not in ("crop", "scale"):
-            raise MatrixError(400, Codes.INVALID_PARAM, "method must be 'crop' or 'scale'")
-        assert width is not None and height is not None
+        wanted = thumbnail_params(request)
         content = await self.repository.thumbnail(
             params["serverName"],
             params["mediaId"],
-            width,
-            height,
-            method,
-            request.query_bool("animated", False),
-            _wait_ms(request),
+            wanted.width,
+            wanted.height,
+            wanted.method,
+            wanted.animated,
+            wait_ms_param(request),
             legacy=legacy,
         )
-        extension = content.media_type.rsplit("/", 1)[-1]
         return media_response(
-            content, f"thumbnail.{extension}", thumbnail=True, authenticated=not legacy
+            content, thumbnail_filename(content), thumbnail=True, authenticated=not legacy
         )
 
     async def legacy_thumbnail(self, request: ApiRequest) -> Response:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from homeserver.directory.publication import PublicationPolicy
 from homeserver.directory.room_stats import RoomStatsUpdater
 from homeserver.directory.summaries import is_room_id_shaped, load_summary
-from homeserver.errors import Codes, MatrixError, forbidden, not_found
+from homeserver.errors import Codes, MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.power_levels import (
     get_creators,
     get_event_send_level,
@@ -37,6 +37,16 @@ class PublicRoomsRequest:
     room_types: Sequence[str | None] | None = None
     # A third-party network: none are bridged here, so nothing is published in one.
     third_party_instance_id: str | None = None
+    # Every network: here, only our own rooms (kept to pass on to another server's directory).
+    include_all_networks: bool = False
+
+
+class RemoteRoomDirectory(Protocol):
+    """Another server's published room directory (federation provides this)."""
+
+    async def public_rooms(self, server_name: str, request: PublicRoomsRequest) -> dict[str, Any]:
+        """Its answer as the client-server API's PublicRoomsResponse; raises MatrixError."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -54,8 +64,17 @@ class PublicRoomList:
         self.storage = storage
         self.room_stats = room_stats
         self.policy = policy
+        self.remote: RemoteRoomDirectory | None = None
 
     # Listing -------------------------------------------------------------------------------
+
+    async def list_remote_rooms(
+        self, server_name: str, request: PublicRoomsRequest
+    ) -> dict[str, Any]:
+        """Another server's directory, asked of that server."""
+        if self.remote is None:
+            raise not_found(f"The room directory of {server_name} is not available")
+        return await self.remote.public_rooms(server_name, request)
 
     async def list_rooms(self, request: PublicRoomsRequest) -> dict[str, Any]:
         limit = min(request.limit if request.limit is not None else DEFAULT_LIMIT, MAX_LIMIT)
@@ -198,3 +217,53 @@ def _chunk(row: Row) -> dict[str, Any]:
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
+
+
+# Request bodies ----------------------------------------------------------------------------
+
+
+def parse_public_rooms_body(body: dict[str, Any]) -> PublicRoomsRequest:
+    """The body of POST /publicRooms (client-server and federation): 400 M_BAD_JSON when a
+    key has the wrong type."""
+    query = PublicRoomsRequest(limit=_optional_int(body, "limit"))
+    since = body.get("since")
+    if since is not None and not isinstance(since, str):
+        raise bad_json("since must be a string")
+    query.since = since
+    room_filter = body.get("filter")
+    if room_filter is not None:
+        if not isinstance(room_filter, dict):
+            raise bad_json("filter must be an object")
+        term = room_filter.get("generic_search_term")
+        if term is not None and not isinstance(term, str):
+            raise bad_json("filter.generic_search_term must be a string")
+        query.search = term.strip() if term else None
+        query.room_types = _room_types(room_filter.get("room_types"))
+    include_all = body.get("include_all_networks", False)
+    if not isinstance(include_all, bool):
+        raise bad_json("include_all_networks must be a boolean")
+    query.include_all_networks = include_all
+    instance = body.get("third_party_instance_id")
+    if instance is not None and not isinstance(instance, str):
+        raise bad_json("third_party_instance_id must be a string")
+    if not include_all:
+        query.third_party_instance_id = instance
+    return query
+
+
+def _room_types(value: Any) -> list[str | None] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(v is None or isinstance(v, str) for v in value):
+        raise bad_json("filter.room_types must be a list of strings and nulls")
+    # An empty list is read as no filter: every room type.
+    return list(value) or None
+
+
+def _optional_int(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise bad_json(f"{key} must be a non-negative integer")
+    return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.e2ee.device_lists import DeviceListService
+from homeserver.e2ee.remote import RemoteKeyService
 from homeserver.errors import Codes, MatrixError, bad_json, forbidden
 from homeserver.events.signing import SignatureError, decode_verify_key_base64, verify_json_object
 from homeserver.identifiers import is_valid_user_id, server_of
@@ -26,11 +27,18 @@ KEY_FIELDS = {
 
 
 class CrossSigningService:
-    def __init__(self, server_name: str, storage: Storage, device_lists: DeviceListService) -> None:
+    def __init__(
+        self,
+        server_name: str,
+        storage: Storage,
+        device_lists: DeviceListService,
+        remote: RemoteKeyService,
+    ) -> None:
         self.server_name = server_name
         self.storage = storage
         self.store = storage.e2ee.cross_signing
         self.device_lists = device_lists
+        self.remote = remote
 
     # /keys/device_signing/upload ------------------------------------------------------------------
 
@@ -169,9 +177,14 @@ class CrossSigningService:
         key_id: str,
         signed: dict,
     ) -> Signature:
-        if not is_valid_user_id(target_user) or server_of(target_user) != self.server_name:
+        if not is_valid_user_id(target_user):
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown user or key")
-        master = (await self.store.get_user_keys(target_user)).get("master")
+        if server_of(target_user) == self.server_name:
+            master = (await self.store.get_user_keys(target_user)).get("master")
+        else:
+            # Another server's user: their master key as their server tells it; the signature
+            # stays here, for the signer's eyes only.
+            master = _remote_master(await self.remote.master_key(target_user))
         if master is None or master.public_key != key_id:
             # Of other users, only the master key may be signed (by the user-signing key).
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown user or key")
@@ -181,6 +194,16 @@ class CrossSigningService:
             raise MatrixError(400, Codes.MISSING_PARAM, "No user-signing key is available")
         signature = _verified(signed, user_id, user_signing.key_id, user_signing.public_key, key_id)
         return Signature(user_id, user_signing.key_id, target_user, key_id, signature.signature)
+
+
+def _remote_master(key: dict[str, Any] | None) -> CrossSigningKey | None:
+    """Another server's user's master key (as their server answered), if well-formed."""
+    if key is None or not isinstance(key.get("keys"), dict) or len(key["keys"]) != 1:
+        return None
+    [(key_id, public_key)] = key["keys"].items()
+    if not isinstance(public_key, str) or key_id != f"ed25519:{public_key}":
+        return None
+    return CrossSigningKey(public_key, key)
 
 
 def _parse_key(value: Any, user_id: str, key_type: str) -> CrossSigningKey:

@@ -11,9 +11,11 @@ case.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from homeserver.identifiers import server_of
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.sources import SyncContext
 from homeserver.sync.tokens import StreamToken
@@ -21,6 +23,8 @@ from storage.database import Txn
 from storage.device_lists import DeviceListChange
 from storage.events import chunks, placeholders
 from storage.store import Storage
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,10 +38,14 @@ class DeviceListService:
 
     stream = "device_lists"
 
-    def __init__(self, storage: Storage, notifier: Notifier) -> None:
+    def __init__(self, server_name: str, storage: Storage, notifier: Notifier) -> None:
+        self.server_name = server_name
         self.storage = storage
         self.store = storage.e2ee.device_lists
         self.notifier = notifier
+        # Told the ID of a local user whose devices or keys changed, as seen by everyone
+        # sharing a room with them (federation announces it to other servers).
+        self.local_change_observers: list[Callable[[str], None]] = []
 
     def current_position(self) -> int:
         return self.store.stream.current
@@ -97,12 +105,21 @@ class DeviceListService:
     async def notify(self, changes: Iterable[DeviceListChange]) -> None:
         """Wakes the long-polls of everyone the changes are news for."""
         users: set[str] = set()
+        local: list[str] = []
         for change in changes:
             if change.only_for is not None:
                 users.add(change.only_for)
             else:
                 users |= await self.shared_users(change.user_id)
+                if server_of(change.user_id) == self.server_name:
+                    local.append(change.user_id)
         self.notifier.wake_users(users)
+        for user_id in dict.fromkeys(local):
+            for observer in self.local_change_observers:
+                try:
+                    observer(user_id)
+                except Exception:
+                    logger.exception("A device list observer failed for %s", user_id)
 
     async def _membership_news(
         self, user_id: str, after: int, upto: int

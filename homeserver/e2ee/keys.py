@@ -2,7 +2,9 @@
 the key counts every /sync carries for the syncing device.
 
 The server relays public keys; it does not check the devices' self-signatures (the clients that
-use a key verify it, and must, since they cannot trust the server either).
+use a key verify it, and must, since they cannot trust the server either). Other servers' users
+are answered by their servers (homeserver/e2ee/remote.py); `query_local` and `claim_local` are
+what other servers get from us.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 from typing import Any
 
 from homeserver.e2ee.device_lists import DeviceListService
+from homeserver.e2ee.remote import RemoteKeyService, request_timeout_ms
 from homeserver.errors import Codes, MatrixError, bad_json
 from homeserver.identifiers import is_valid_user_id, server_of
 from storage.e2ee_cross_signing import CrossSigningKey, Signature
@@ -24,15 +27,20 @@ logger = logging.getLogger(__name__)
 OLM_ONE_TIME_KEY_ALGORITHM = "signed_curve25519"
 # Element's crypto before fallback keys were stable (MSC2732) uploads them under this name.
 UNSTABLE_FALLBACK_KEYS = "org.matrix.msc2732.fallback_keys"
-# Until federation exists, other servers' users cannot be asked for their keys.
-_UNREACHABLE = {"status": 503, "message": "Federation is not available on this server"}
 
 Keys = list[tuple[str, str, Any]]
 
 
 class KeyService:
-    def __init__(self, server_name: str, storage: Storage, device_lists: DeviceListService) -> None:
+    def __init__(
+        self,
+        server_name: str,
+        storage: Storage,
+        device_lists: DeviceListService,
+        remote: RemoteKeyService,
+    ) -> None:
         self.server_name = server_name
+        self.remote = remote
         self.store = storage.e2ee.keys
         self.cross_signing = storage.e2ee.cross_signing
         self.device_lists = device_lists
@@ -106,7 +114,7 @@ class KeyService:
         if not isinstance(wanted, dict):
             raise bad_json("device_keys must be an object of user IDs to device ID lists")
         local: dict[str, list[str]] = {}
-        failures: dict[str, Any] = {}
+        remote: dict[str, list[str]] = {}
         for user_id, device_ids in wanted.items():
             if not isinstance(device_ids, list) or not all(isinstance(d, str) for d in device_ids):
                 raise bad_json(f"device_keys[{user_id}] must be a list of device IDs")
@@ -115,20 +123,41 @@ class KeyService:
             if server_of(user_id) == self.server_name:
                 local[user_id] = device_ids
             else:
-                failures[server_of(user_id)] = dict(_UNREACHABLE)
-        stored = await self.store.get_device_keys(local)
-        signatures = await self.cross_signing.get_signatures(local, requester)
+                remote[user_id] = device_ids
+        result = await self.query_local(local, requester)
+        result["failures"] = {}
+        if remote:
+            found = await self.remote.query(remote, request_timeout_ms(body))
+            result["failures"] = found.failures
+            result["device_keys"].update(found.device_keys)
+            result["self_signing_keys"].update(found.self_signing_keys)
+            # Our requester's own signatures of remote users' master keys (made with their
+            # user-signing key) are stored here, and only they see them.
+            signatures = await self.cross_signing.get_signatures(found.master_keys, requester)
+            for user_id, master in found.master_keys.items():
+                result["master_keys"][user_id] = _with_signatures(
+                    master, signatures.get((user_id, _public_key(master)), [])
+                )
+        return result
+
+    async def query_local(
+        self, wanted: dict[str, list[str]], viewer: str | None
+    ) -> dict[str, Any]:
+        """device_keys, master_keys, self_signing_keys and user_signing_keys of local users
+        (user -> device IDs, empty for all), with the signatures `viewer` may see: the
+        owners', and the viewer's own (None: another server asks, which sees the owners')."""
+        stored = await self.store.get_device_keys(wanted)
+        signatures = await self.cross_signing.get_signatures(wanted, viewer or "")
         result: dict[str, Any] = {
             "device_keys": {
                 user_id: {
                     device_id: _device_json(user_id, device_id, keys, signatures)
                     for device_id, keys in stored.get(user_id, {}).items()
                 }
-                for user_id in local
+                for user_id in wanted
             },
-            "failures": failures,
         }
-        result.update(await self._cross_signing_keys(requester, list(local), signatures))
+        result.update(await self._cross_signing_keys(viewer or "", list(wanted), signatures))
         return result
 
     async def _cross_signing_keys(
@@ -158,7 +187,7 @@ class KeyService:
         if not isinstance(wanted, dict):
             raise bad_json("one_time_keys must be an object of user IDs to devices")
         local: list[tuple[str, str, str]] = []
-        failures: dict[str, Any] = {}
+        remote: dict[str, dict[str, str]] = {}
         for user_id, devices in wanted.items():
             if not isinstance(devices, dict) or not all(
                 isinstance(a, str) for a in devices.values()
@@ -167,14 +196,25 @@ class KeyService:
             if not is_valid_user_id(user_id):
                 continue
             if server_of(user_id) != self.server_name:
-                failures[server_of(user_id)] = dict(_UNREACHABLE)
+                remote[user_id] = devices
                 continue
             local += [(user_id, device_id, algorithm) for device_id, algorithm in devices.items()]
-        claimed = await self.store.claim(local)
+        claimed = await self.claim_local(local)
+        failures: dict[str, Any] = {}
+        if remote:
+            remote_claimed, failures = await self.remote.claim(remote, request_timeout_ms(body))
+            claimed.update(remote_claimed)
+        return {"one_time_keys": claimed, "failures": failures}
+
+    async def claim_local(
+        self, wanted: list[tuple[str, str, str]]
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        """Claims a key of each local (user, device, algorithm) that has one."""
+        claimed = await self.store.claim(wanted)
         for user_id, devices in claimed.items():
             for device_id in devices:
                 self._forget(user_id, device_id)
-        return {"one_time_keys": claimed, "failures": failures}
+        return claimed
 
 
 def _with_olm_count(counts: dict[str, int]) -> dict[str, int]:
@@ -251,6 +291,22 @@ def _key_json(
 ) -> dict[str, Any]:
     result = dict(key.key)
     _merge_signatures(result, signatures.get((user_id, key.public_key), []))
+    return result
+
+
+def _public_key(key: dict[str, Any]) -> str:
+    """The public key of a cross-signing key object (its one `keys` entry)."""
+    keys = key.get("keys")
+    if isinstance(keys, dict) and len(keys) == 1:
+        [(_, public)] = keys.items()
+        if isinstance(public, str):
+            return public
+    return ""
+
+
+def _with_signatures(obj: dict[str, Any], extra: list[Signature]) -> dict[str, Any]:
+    result = dict(obj)
+    _merge_signatures(result, extra)
     return result
 
 

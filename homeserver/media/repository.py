@@ -1,9 +1,9 @@
 """The media repository: uploads, created-then-uploaded media IDs, downloads and thumbnails.
 
-Media of other servers is asked of a `RemoteMediaSource` (federation plugs one in); without one
-it is simply not found. Content goes to the ContentStore (named by hash), metadata to
-storage.media; images are measured at upload so thumbnail requests know the original's size
-without decoding it.
+Media of other servers is asked of a `RemoteMediaSource` (homeserver/media/remote.py, with the
+fetcher federation plugs in); without one it is simply not found. Content goes to the
+ContentStore (named by hash), metadata to storage.media; images are measured at upload so
+thumbnail requests know the original's size without decoding it.
 """
 
 from __future__ import annotations
@@ -55,8 +55,11 @@ class Content:
 class RemoteMediaSource(Protocol):
     """Fetches media of other servers into the local cache (federation implements this)."""
 
-    async def get_media(self, server_name: str, media_id: str, wait_ms: int) -> MediaInfo:
-        """The cached media, fetched first if needed; raises MatrixError (404, 502, 504)."""
+    async def get_media(
+        self, server_name: str, media_id: str, wait_ms: int, *, fetch: bool = True
+    ) -> MediaInfo:
+        """The cached media, fetched first if needed (and `fetch`); raises MatrixError (404,
+        502, 504)."""
         ...
 
 
@@ -184,7 +187,10 @@ class MediaRepository:
         if server_name != self.server_name:
             if self.remote is None:
                 raise not_found("Media not found")
-            info = await self.remote.get_media(server_name, media_id, wait_ms)
+            # While the legacy endpoints are frozen, whatever we fetch now is authenticated
+            # media they would not serve: they see only what was cached before.
+            fetch = not (legacy and self._authenticated())
+            info = await self.remote.get_media(server_name, media_id, wait_ms, fetch=fetch)
         else:
             info = await self._wait_for_upload(media_id, wait_ms)
         if legacy and info.authenticated and self._authenticated():

@@ -188,7 +188,7 @@ class HierarchyTests(DirectoryTestCase):
         await self.add_child(b, a)
         await self.put_state(a, "m.space.child", {}, gone)
         await self.put_state(
-            a, "m.space.child", {"via": ["elsewhere.example"]}, "!remote:elsewhere.example"
+            a, "m.space.child", {"via": ["192.0.2.1"]}, "!remote:elsewhere.example"
         )
         response = await self.hierarchy(a, self.alice_token)
         self.assertEqual(self.ids(response), [a, b])

@@ -82,3 +82,27 @@ class Edus(TwoServersCase):
         # Acknowledged by the next sync, and never delivered again.
         later = await self.b.client.get(f"{V3}/sync?timeout=1500&since={self.next_batch}", bob_phone)
         self.assertEqual(later.json.get("to_device", {}).get("events", []), [])
+
+
+class Presence(TwoServersCase):
+    @async_test
+    async def test_presence_reaches_users_sharing_a_room(self) -> None:
+        await self.shared_room()
+        response = await self.a.client.put(
+            f"{V3}/presence/{quote(self.alice)}/status",
+            {"presence": "unavailable", "status_msg": "lunch"},
+            self.alice_token,
+        )
+        self.assertEqual(response.code, 200, response.json)
+
+        def alice_presence(sync: dict) -> dict | None:
+            for event in sync.get("presence", {}).get("events", []):
+                if event["sender"] == self.alice and event["content"].get("status_msg"):
+                    return event["content"]
+            return None
+
+        content = await self.sync_until(self.b, self.bob_token, alice_presence, "presence")
+        self.assertEqual((content["presence"], content["status_msg"]), ("unavailable", "lunch"))
+        status = await self.b.client.get(f"{V3}/presence/{quote(self.alice)}/status",
+                                         self.bob_token)
+        self.assertEqual(status.json["presence"], "unavailable")

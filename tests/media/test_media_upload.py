@@ -98,12 +98,14 @@ class UploadDownloadTest(MediaTestCase):
         self.assertEqual(json_body(response)["errcode"], "M_NOT_FOUND")
 
     @async_test
-    async def test_remote_media_is_not_found_without_federation(self) -> None:
+    async def test_remote_media_of_an_unreachable_server(self) -> None:
+        # Fetched over federation (tests/federation/test_federation_media.py); this server
+        # cannot be reached (an address outside what the server may connect to: no DNS).
         response = await self.raw(
-            "GET", f"{CLIENT_MEDIA}/download/other.example/abcdef", token=self.alice_token
+            "GET", f"{CLIENT_MEDIA}/download/192.0.2.1/abcdef", token=self.alice_token
         )
-        self.assertEqual(response.code, 404)
-        self.assertEqual(json_body(response)["errcode"], "M_NOT_FOUND")
+        self.assertEqual(response.code, 502)
+        self.assertEqual(json_body(response)["errcode"], "M_UNKNOWN")
 
     @async_test
     async def test_invalid_server_name_is_refused(self) -> None:
