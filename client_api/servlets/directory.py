@@ -9,6 +9,7 @@ from client_api.http import ApiRequest, Router
 from homeserver.directory.public_rooms import (
     PublicRoomsRequest,
     Publisher,
+    optional_int,
     parse_public_rooms_body,
 )
 from homeserver.directory.summaries import is_room_id_shaped
@@ -65,7 +66,7 @@ def register_routes(router: Router, hs: HomeServer) -> None:
         term = body.get("search_term")
         if not isinstance(term, str):
             raise bad_json("search_term must be a string")
-        limit = _optional_int(body, "limit")
+        limit = optional_int(body, "limit")
         return 200, await directories.user_directory.search(
             request.requester.user_id, term, DEFAULT_LIMIT if limit is None else limit
         )
@@ -95,15 +96,6 @@ def _remote_server(hs: HomeServer, server: str | None) -> str | None:
     if not is_valid_server_name(server):
         raise MatrixError(400, Codes.INVALID_PARAM, "server is not a valid server name")
     return server
-
-
-def _optional_int(body: dict[str, Any], key: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if type(value) is not int or value < 0:
-        raise bad_json(f"{key} must be a non-negative integer")
-    return value
 
 
 async def _check_may_read_aliases(hs: HomeServer, user_id: str, room_id: str) -> None:

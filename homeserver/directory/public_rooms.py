@@ -225,7 +225,7 @@ def _chunk(row: Row) -> dict[str, Any]:
 def parse_public_rooms_body(body: dict[str, Any]) -> PublicRoomsRequest:
     """The body of POST /publicRooms (client-server and federation): 400 M_BAD_JSON when a
     key has the wrong type."""
-    query = PublicRoomsRequest(limit=_optional_int(body, "limit"))
+    query = PublicRoomsRequest(limit=optional_int(body, "limit"))
     since = body.get("since")
     if since is not None and not isinstance(since, str):
         raise bad_json("since must be a string")
@@ -260,7 +260,8 @@ def _room_types(value: Any) -> list[str | None] | None:
     return list(value) or None
 
 
-def _optional_int(body: dict[str, Any], key: str) -> int | None:
+def optional_int(body: dict[str, Any], key: str) -> int | None:
+    """A non-negative integer field of a request body, or None when absent."""
     value = body.get(key)
     if value is None:
         return None
