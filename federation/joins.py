@@ -25,6 +25,7 @@ from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, EventFormat, ge
 from homeserver.events.signing import sign_event
 from homeserver.identifiers import server_of
 from homeserver.rooms.auth_rules import auth_types_for_event, check_auth_rules
+from homeserver.rooms.spaces import restricted_join_content
 from homeserver.sync.sync import INVITE_STATE_TYPES
 
 if TYPE_CHECKING:
@@ -73,6 +74,12 @@ class JoinHandler:
                               "Membership changes in v1/v2 rooms through this server are not "
                               "supported")
         content = {"membership": membership}
+        if membership == "join" and snapshot.membership_of(user_id) not in ("invite", "join"):
+            # A restricted room admits members of the rooms it allows, vouched for by one of
+            # our users (whose server, we, countersign the join in send_join).
+            content.update(await restricted_join_content(
+                self.hs.storage, self.server_name, snapshot, user_id
+            ))
         auth_keys = auth_types_for_event(room_version, "m.room.member", user_id, user_id, content)
         auth_ids = [
             snapshot.state[key] for key in [("m.room.create", ""), *auth_keys]
@@ -163,12 +170,13 @@ class JoinHandler:
         ):
             raise MatrixError(400, Codes.BAD_JSON, f"Not a {membership} event of the sending "
                               "server for this room and event ID")
+        # Countersigned first: a restricted join must carry the authorising server's (our)
+        # signature, which the checks below require; for other events it is harmless.
+        sign_event(event.pdu, room_version, self.server_name, self.hs.signing_key)
         try:
             event = await check_signatures_and_hash(self.hs.keyring, event)
         except PduError as e:
             raise forbidden(str(e)) from None
-        # Countersigned: restricted joins need the resident's signature, and it is harmless else.
-        sign_event(event.pdu, room_version, self.server_name, self.hs.signing_key)
         stored = await self.hs.remote_events.receive(event)
         if stored.rejected_reason is not None:
             raise forbidden(f"Refused: {stored.rejected_reason}")

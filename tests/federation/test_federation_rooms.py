@@ -256,3 +256,41 @@ class Gaps(TwoServersCase):
             f"{V3}/rooms/{quote(room_id)}/state/m.room.topic/", self.bob_token
         )
         self.assertEqual(topic.json, {"topic": "changed while B was away"})
+
+
+class RestrictedJoin(TwoServersCase):
+    @async_test
+    async def test_member_of_the_space_joins_a_restricted_room_across_servers(self) -> None:
+        space = await self.a.client.post(
+            f"{V3}/createRoom",
+            {"preset": "public_chat", "creation_content": {"type": "m.space"}},
+            self.alice_token,
+        )
+        space_id = space.json["room_id"]
+        restricted = await self.a.client.post(
+            f"{V3}/createRoom",
+            {"preset": "private_chat", "initial_state": [{
+                "type": "m.room.join_rules", "state_key": "",
+                "content": {"join_rule": "restricted",
+                            "allow": [{"type": "m.room_membership", "room_id": space_id}]},
+            }]},
+            self.alice_token,
+        )
+        room_id = restricted.json["room_id"]
+        via = quote(self.a.server_name)
+        # Not yet in the space: refused.
+        refused = await self.b.client.post(f"{V3}/join/{quote(room_id)}?via={via}", {},
+                                           self.bob_token)
+        self.assertEqual(refused.code, 403, refused.json)
+        joined_space = await self.b.client.post(f"{V3}/join/{quote(space_id)}?via={via}", {},
+                                                self.bob_token)
+        self.assertEqual(joined_space.code, 200, joined_space.json)
+        joined = await self.b.client.post(f"{V3}/join/{quote(room_id)}?via={via}", {},
+                                          self.bob_token)
+        self.assertEqual(joined.code, 200, joined.json)
+        member = await self.a.client.get(
+            f"{V3}/rooms/{quote(room_id)}/state/m.room.member/{quote(self.bob)}",
+            self.alice_token,
+        )
+        self.assertEqual(member.json["membership"], "join")
+        self.assertEqual(member.json["join_authorised_via_users_server"], self.alice)
