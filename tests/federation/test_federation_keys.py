@@ -6,6 +6,7 @@ import json
 from urllib.parse import quote
 
 import treq
+from twisted.internet import defer
 
 from federation.client import FederationError
 from federation.server_keys import parse_key_document
@@ -120,3 +121,63 @@ def _insecure_agent():
     from homeserver.http_client import UnverifiedTLSPolicy
 
     return Agent(reactor, contextFactory=UnverifiedTLSPolicy())
+
+
+class ThroughANotary(TwoServersCase):
+    """C trusts B as its notary: A's keys reach C through B, not from A itself."""
+
+    async def _start(self) -> None:
+        await super()._start()
+        from homeserver.events.signing import encode_verify_key_base64, key_id
+
+        b_key = self.b.hs.signing_key
+        self.c = FederatingServer(trusted_key_servers=[{
+            "server_name": self.b.server_name,
+            "verify_keys": {key_id(b_key): encode_verify_key_base64(b_key)},
+        }])
+        await self.c.start()
+
+    def tearDown(self) -> defer.Deferred:
+        async def stop() -> None:
+            await self.c.stop()
+
+        stopped = defer.ensureDeferred(stop())
+        stopped.addCallback(lambda _: super(ThroughANotary, self).tearDown())
+        return stopped
+
+    def record_direct_key_fetches(self) -> list[str]:
+        asked_directly: list[str] = []
+        real_get_json = self.c.hs.federation_client.get_json
+
+        async def recording_get_json(destination, path, *args, **kwargs):
+            if path == "/_matrix/key/v2/server":
+                asked_directly.append(destination)
+            return await real_get_json(destination, path, *args, **kwargs)
+
+        self.c.hs.federation_client.get_json = recording_get_json
+        return asked_directly
+
+    @async_test
+    async def test_keys_of_a_server_come_through_the_trusted_notary(self) -> None:
+        asked_directly = self.record_direct_key_fetches()
+        keys = await self.c.hs.keyring.get_keys(
+            self.a.server_name, [f"ed25519:{self.a.hs.signing_key.version}"],
+            self.c.hs.clock.time_msec(),
+        )
+        self.assertEqual(list(keys), [f"ed25519:{self.a.hs.signing_key.version}"])
+        self.assertEqual(asked_directly, [])  # B vouched for them; A was never asked
+
+    @async_test
+    async def test_a_notary_answer_not_signed_by_the_trusted_key_is_refused(self) -> None:
+        from homeserver.events.signing import generate_signing_key
+
+        # B signs with a key C was not told to trust.
+        self.b.hs.signing_key = generate_signing_key("other")
+        asked_directly = self.record_direct_key_fetches()
+        keys = await self.c.hs.keyring.get_keys(
+            self.a.server_name, [f"ed25519:{self.a.hs.signing_key.version}"],
+            self.c.hs.clock.time_msec(),
+        )
+        # Not from the notary; fetched from A directly instead, and checked against A itself.
+        self.assertEqual(list(keys), [f"ed25519:{self.a.hs.signing_key.version}"])
+        self.assertEqual(asked_directly, [self.a.server_name])
