@@ -15,13 +15,7 @@ from urllib.parse import quote, urlencode
 from twisted.internet import defer
 from twisted.names import client as dns_client
 from twisted.names import dns
-from twisted.names.error import (
-    DNSNameError,
-    DNSNotImplementedError,
-    DNSQueryRefusedError,
-    DNSServerError,
-    DomainError,
-)
+from twisted.names.error import DomainError
 from twisted.web.http_headers import Headers
 
 from federation.discovery import (
@@ -261,8 +255,8 @@ def _dns_resolver() -> dns_client.Resolver:
 async def _lookup_srv(name: str) -> list[tuple[str, int]]:
     try:
         answers, _authority, _additional = await _dns_resolver().lookupService(name, timeout=(2, 5))
-    except (DNSNameError, DNSServerError, DNSQueryRefusedError, DNSNotImplementedError,
-            defer.TimeoutError, DomainError):
+    except (DomainError, defer.TimeoutError):
+        # Every DNS answer of "no such record" or a failing server: there is no SRV record.
         return []
     records = [a.payload for a in answers if a.type == dns.SRV]
     # Lowest priority first; among equals, highest weight first (no random weighting: one

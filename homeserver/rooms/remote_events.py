@@ -144,12 +144,27 @@ class RemoteEventHandler:
             logger.info("Rejected %s from %s: %s", event.event_id, event.sender,
                         event.rejected_reason)
             return item
-        if snapshot is not None and _soft_fails(event, snapshot, events):
+        if snapshot is not None and await self._soft_fails(event, snapshot, events):
             logger.info("Soft-failed %s from %s", event.event_id, event.sender)
             event.outlier = True
             return item
         await self._plan_current_state(item, snapshot, after)
         return item
+
+    async def _soft_fails(
+        self, event: Event, snapshot: RoomSnapshot, events: dict[str, Event]
+    ) -> bool:
+        """Rule 6: not authorised by the room's current state."""
+        current = {k: snapshot.state[k] for k in _auth_keys(event) if k in snapshot.state}
+        missing = [eid for eid in current.values() if eid not in events]
+        if missing:
+            events = {**events, **await self._events_for(missing)}
+        auth_state = {k: events[eid] for k, eid in current.items() if eid in events}
+        try:
+            check_auth_rules(event, auth_state, is_signed_by=_has_signature)
+        except AuthError:
+            return True
+        return False
 
     async def _authorise(
         self, event: Event, given_state: StateMap | None
@@ -279,20 +294,6 @@ def _check_against_state(event: Event, state: StateMap, events: dict[str, Event]
     except AuthError as e:
         return e.message
     return None
-
-
-def _soft_fails(event: Event, snapshot: RoomSnapshot, events: dict[str, Event]) -> bool:
-    """Rule 6: not authorised by the room's current state."""
-    current = {k: snapshot.state[k] for k in _auth_keys(event) if k in snapshot.state}
-    missing = [eid for eid in current.values() if eid not in events]
-    if missing:
-        return False  # cannot judge without loading; the state checks above still held
-    try:
-        check_auth_rules(event, {k: events[eid] for k, eid in current.items()},
-                         is_signed_by=_has_signature)
-    except AuthError:
-        return True
-    return False
 
 
 def _auth_keys(event: Event) -> list[StateKey]:

@@ -294,3 +294,46 @@ class RestrictedJoin(TwoServersCase):
         )
         self.assertEqual(member.json["membership"], "join")
         self.assertEqual(member.json["join_authorised_via_users_server"], self.alice)
+
+
+class SoftFailure(TwoServersCase):
+    @async_test
+    async def test_event_evading_a_ban_is_kept_but_never_shown(self) -> None:
+        from homeserver.events.builder import build_event
+        from homeserver.events.room_versions import get_room_version
+
+        room_id = await self.shared_room()
+        before_ban = await self.a.hs.storage.state.get_snapshot(room_id)
+        prevs = list(before_ban.forward_extremities)
+        auth_ids = [before_ban.state[k] for k in (("m.room.power_levels", ""),
+                                                  ("m.room.member", self.bob))]
+        banned = await self.a.client.post(
+            f"{V3}/rooms/{quote(room_id)}/ban", {"user_id": self.bob}, self.alice_token
+        )
+        self.assertEqual(banned.code, 200, banned.json)
+        # Bob's server sends a message that cites the room as it was before the ban: allowed
+        # by the state before it (rules 4 and 5), refused by the current state (rule 6).
+        evading = build_event(
+            get_room_version(before_ban.room_version),
+            server_name=self.b.server_name,
+            signing_key=self.b.hs.signing_key,
+            event_type="m.room.message",
+            sender=self.bob,
+            content={"msgtype": "m.text", "body": "you cannot ban me"},
+            room_id=room_id,
+            prev_event_ids=prevs,
+            auth_event_ids=auth_ids,
+            depth=before_ban.max_depth + 1,
+            origin_server_ts=self.a.hs.clock.time_msec(),
+        )
+        stored = await self.a.hs.remote_events.receive(evading)
+        self.assertIsNone(stored.rejected_reason)
+        self.assertTrue(stored.outlier)  # soft-failed: kept, not in the timeline
+        messages = await self.a.client.get(
+            f"{V3}/rooms/{quote(room_id)}/messages?dir=b&limit=50", self.alice_token
+        )
+        bodies = [e["content"].get("body") for e in messages.json["chunk"]]
+        self.assertNotIn("you cannot ban me", bodies)
+        after = await self.a.hs.storage.state.get_snapshot(room_id)
+        self.assertNotIn(evading.event_id, after.forward_extremities)
+
