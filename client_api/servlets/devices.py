@@ -34,10 +34,12 @@ def register_routes(router: Router, hs: HomeServer) -> None:
     store = hs.storage.accounts
 
     async def list_devices(request: ApiRequest) -> tuple[int, Any]:
+        await hs.authenticator.wait_for_seen_writes(_user(request))
         devices = await store.get_devices(_user(request))
         return 200, {"devices": [device_json(d) for d in devices]}
 
     async def get_device(request: ApiRequest) -> tuple[int, Any]:
+        await hs.authenticator.wait_for_seen_writes(_user(request))
         device = await store.get_device(_user(request), request.path_params["deviceId"])
         if device is None:
             raise not_found("Device not found")

@@ -263,6 +263,7 @@ def register_whois_routes(router: Router, hs: HomeServer) -> None:
             raise forbidden("You may only look up yourself")
         if not await hs.storage.accounts.user_exists(user_id):
             raise not_found("No such user on this server")
+        await hs.authenticator.wait_for_seen_writes(user_id)
         devices = await get_device_connections(hs.db, user_id)
         # Each device is one session (one login); we keep only its most recent connection.
         return 200, {

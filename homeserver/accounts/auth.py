@@ -45,6 +45,9 @@ class Authenticator:
         self.storage = storage
         self.clock = clock
         self._last_seen_written: dict[tuple[str, str], int] = {}
+        # "Last seen" writes still in flight, per user: readers of it wait for them, so a user
+        # looking at their sessions sees the request they just made.
+        self._seen_writes: dict[str, defer.Deferred[None]] = {}
 
     async def authenticate(self, token: str, client_ip: str, user_agent: str) -> Requester:
         token_hash = hash_token(token)
@@ -78,4 +81,20 @@ class Authenticator:
             user_id, device_id, client_ip, user_agent[:512], now
         )
         # Fire and forget: a failed "last seen" write must not fail the request.
-        defer.ensureDeferred(write).addErrback(lambda _: None)
+        pending = defer.ensureDeferred(write).addErrback(lambda _: None)
+        self._seen_writes[user_id] = pending
+
+        def forget(result: None) -> None:
+            if self._seen_writes.get(user_id) is pending:
+                del self._seen_writes[user_id]
+
+        pending.addCallback(forget)
+
+    async def wait_for_seen_writes(self, user_id: str) -> None:
+        """Wait until the "last seen" writes already started for `user_id` are stored."""
+        pending = self._seen_writes.get(user_id)
+        if pending is not None:
+            # A fresh Deferred chained on, so waiting does not consume the shared one's result.
+            waiter: defer.Deferred[None] = defer.Deferred()
+            pending.addBoth(lambda result: (waiter.callback(None), result)[1])
+            await waiter
