@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from federation.acl import origin_allowed
 from federation.device_lists import DeviceListFederation
 from federation.joins import servers_in_room
 from homeserver.ephemeral.common import joined_rooms, run_in_background
@@ -54,12 +55,16 @@ class EduHandlers:
         if not (isinstance(room_id, str) and _from_origin(user_id, origin)
                 and isinstance(typing, bool)):
             return
+        if not await origin_allowed(self.hs.storage, origin, room_id):
+            return
         await self.hs.ephemeral.typing.set_remote_typing(user_id, room_id, typing)
 
     async def on_receipt(self, origin: str, content: dict[str, Any]) -> None:
         for room_id, by_type in content.items():
             if not isinstance(by_type, dict):
                 continue
+            if not await origin_allowed(self.hs.storage, origin, room_id):
+                continue  # the spec: all of a room's receipts go when its ACL denies the origin
             for receipt_type, by_user in by_type.items():
                 if receipt_type not in RECEIPT_TYPES or not isinstance(by_user, dict):
                     continue

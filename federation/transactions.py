@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
+from federation.acl import origin_allowed
 from federation.backfill import fetch_state_before
 from federation.client import FederationError, federation_path
 from federation.pdus import PduError, check_signatures_and_hash, parse_pdu
@@ -64,7 +65,13 @@ class TransactionHandler:
         edus = body.get("edus") or []
         results: dict[str, dict[str, str]] = {}
         for pdu in pdus[:MAX_PDUS]:
-            event_id, error = await self._process_pdu(origin, pdu)
+            try:
+                event_id, error = await self._process_pdu(origin, pdu)
+            except Exception as e:
+                # One PDU we fail on must not fail the transaction: the sender would retry
+                # it forever and nothing else would get through.
+                logger.exception("Failed to process a PDU from %s", origin)
+                event_id, error = _id_of(pdu), f"Internal error: {type(e).__name__}"
             if event_id is not None:
                 results[event_id] = {"error": error} if error else {}
         for edu in edus[:MAX_EDUS]:
@@ -78,6 +85,8 @@ class TransactionHandler:
         room_version = await self.hs.storage.events.get_room_version(room_id)
         if room_version is None:
             return _id_of(pdu), "This server is not in the room"
+        if not await origin_allowed(self.hs.storage, origin, room_id):
+            return _id_of(pdu), "The room's server ACL denies the sending server"
         try:
             event = parse_pdu(pdu, room_version)
         except PduError as e:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from client_api.http import ApiRequest, Router
+from client_api.http import ApiRequest, Handler, Router
+from federation.acl import require_origin_allowed
 from federation.joins import servers_in_room
 from homeserver.errors import Codes, MatrixError, bad_json, forbidden, not_found
 from homeserver.events.event import Event
@@ -25,6 +26,17 @@ def register_routes(router: Router, hs: HomeServer) -> None:
             raise not_found("Unknown room")
         if request.origin not in servers_in_room(snapshot.memberships):
             raise forbidden("Your server is not in this room")
+
+    def acl_protected(handler: Handler) -> Handler:
+        """The room's server ACL applies to every route naming a room (spec: Server ACLs)."""
+
+        async def protected(request: ApiRequest) -> tuple[int, Any]:
+            assert request.origin is not None
+            await require_origin_allowed(hs.storage, request.origin,
+                                         request.path_params["roomId"])
+            return await handler(request)
+
+        return protected
 
     async def send_transaction(request: ApiRequest) -> tuple[int, Any]:
         body = request.json()
@@ -83,6 +95,8 @@ def register_routes(router: Router, hs: HomeServer) -> None:
         if event is None:
             raise not_found("Event not found")
         await origin_in_room(request, event.room_id)
+        assert request.origin is not None
+        await require_origin_allowed(hs.storage, request.origin, event.room_id)
         return 200, _transaction(hs, [event])
 
     async def state_at(request: ApiRequest) -> tuple[Event, dict, dict[str, Event]]:
@@ -170,28 +184,26 @@ def register_routes(router: Router, hs: HomeServer) -> None:
         return found
 
     router.add("PUT", f"{V1}/send/{{txnId}}", send_transaction, auth="federation")
-    router.add("GET", f"{V1}/make_join/{{roomId}}/{{userId}}", make_membership("join", True),
-               auth="federation")
-    router.add("PUT", f"{V1}/send_join/{{roomId}}/{{eventId}}", send_join_v1, auth="federation")
-    router.add("PUT", f"{V2}/send_join/{{roomId}}/{{eventId}}", send_join_v2, auth="federation")
-    router.add("PUT", f"{V2}/invite/{{roomId}}/{{eventId}}", invite_v2, auth="federation")
-    router.add("GET", f"{V1}/make_leave/{{roomId}}/{{userId}}", make_membership("leave", False),
-               auth="federation")
-    router.add("PUT", f"{V1}/send_leave/{{roomId}}/{{eventId}}", event_handler(joins.send_leave, wrap_v1=True),
-               auth="federation")
-    router.add("PUT", f"{V2}/send_leave/{{roomId}}/{{eventId}}", event_handler(joins.send_leave),
-               auth="federation")
-    router.add("GET", f"{V1}/make_knock/{{roomId}}/{{userId}}", make_membership("knock", True),
-               auth="federation")
-    router.add("PUT", f"{V1}/send_knock/{{roomId}}/{{eventId}}", event_handler(joins.send_knock),
-               auth="federation")
     router.add("GET", f"{V1}/event/{{eventId}}", get_event, auth="federation")
-    router.add("GET", f"{V1}/state_ids/{{roomId}}", state_ids, auth="federation")
-    router.add("GET", f"{V1}/state/{{roomId}}", state, auth="federation")
-    router.add("GET", f"{V1}/event_auth/{{roomId}}/{{eventId}}", event_auth, auth="federation")
-    router.add("POST", f"{V1}/get_missing_events/{{roomId}}", get_missing_events,
-               auth="federation")
-    router.add("GET", f"{V1}/backfill/{{roomId}}", backfill, auth="federation")
+    in_room_routes = [
+        ("GET", f"{V1}/make_join/{{roomId}}/{{userId}}", make_membership("join", True)),
+        ("PUT", f"{V1}/send_join/{{roomId}}/{{eventId}}", send_join_v1),
+        ("PUT", f"{V2}/send_join/{{roomId}}/{{eventId}}", send_join_v2),
+        ("PUT", f"{V2}/invite/{{roomId}}/{{eventId}}", invite_v2),
+        ("GET", f"{V1}/make_leave/{{roomId}}/{{userId}}", make_membership("leave", False)),
+        ("PUT", f"{V1}/send_leave/{{roomId}}/{{eventId}}",
+         event_handler(joins.send_leave, wrap_v1=True)),
+        ("PUT", f"{V2}/send_leave/{{roomId}}/{{eventId}}", event_handler(joins.send_leave)),
+        ("GET", f"{V1}/make_knock/{{roomId}}/{{userId}}", make_membership("knock", True)),
+        ("PUT", f"{V1}/send_knock/{{roomId}}/{{eventId}}", event_handler(joins.send_knock)),
+        ("GET", f"{V1}/state_ids/{{roomId}}", state_ids),
+        ("GET", f"{V1}/state/{{roomId}}", state),
+        ("GET", f"{V1}/event_auth/{{roomId}}/{{eventId}}", event_auth),
+        ("POST", f"{V1}/get_missing_events/{{roomId}}", get_missing_events),
+        ("GET", f"{V1}/backfill/{{roomId}}", backfill),
+    ]
+    for method, path, handler in in_room_routes:
+        router.add(method, path, acl_protected(handler), auth="federation")
 
 
 def _transaction(hs: HomeServer, events: list[Event]) -> dict[str, Any]:

@@ -19,21 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.config import ConfigError
+from homeserver.globs import glob_to_regex
 
 _KEY = "room_list_publication_rules"
 _RULE_KEYS = frozenset({"user_id", "room_id", "alias", "action"})
-
-
-def glob_to_regex(glob: str) -> re.Pattern[str]:
-    parts = []
-    for char in glob:
-        if char == "*":
-            parts.append(".*")
-        elif char == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,7 @@ class RemoteEventHandler:
         if snapshot is None:
             current = after
         else:
-            current = await self.resolve(event.room_version, [snapshot.state, after])
+            current = await self.resolve(event.room_version, [snapshot.state, after], [event])
         item.current_state = current
         if current == after and item.state_after is not None:
             item.current_state_group = item.state_after
@@ -214,12 +214,18 @@ class RemoteEventHandler:
             item.current_state_group = write.group_id
         item.current_memberships = await self._memberships(current, event)
 
-    async def resolve(self, room_version, state_sets: list[StateMap]) -> StateMap:
-        """Resolves states with every event (and auth chain) the algorithm needs loaded."""
+    async def resolve(
+        self, room_version, state_sets: list[StateMap], unstored: Iterable[Event] = ()
+    ) -> StateMap:
+        """Resolves states with every event (and auth chain) the algorithm needs loaded.
+
+        `unstored` are events the states may name that are not stored yet: the state event
+        being received, whose state after it is one of the sets."""
         if len(state_sets) == 1:
             return dict(state_sets[0])
+        given = {e.event_id: e for e in unstored}
         ids = {event_id for state in state_sets for event_id in state.values()}
-        events = await self._load_with_auth_chains(ids)
+        events = await self._load_with_auth_chains(ids - set(given), given)
         return resolve_state(room_version, state_sets, events)
 
     async def _state_at_prevs(self, event: Event) -> tuple[StateMap, int | None]:
@@ -241,9 +247,12 @@ class RemoteEventHandler:
         """The events and, recursively, their auth events: as much of it as we hold."""
         return await self._load_with_auth_chains(event_ids)
 
-    async def _load_with_auth_chains(self, event_ids: Iterable[str]) -> dict[str, Event]:
-        found: dict[str, Event] = {}
-        wanted = set(event_ids)
+    async def _load_with_auth_chains(
+        self, event_ids: Iterable[str], given: dict[str, Event] | None = None
+    ) -> dict[str, Event]:
+        found: dict[str, Event] = dict(given or {})
+        wanted = set(event_ids) | {a for e in found.values() for a in e.auth_event_ids}
+        wanted -= set(found)
         while wanted:
             loaded = await self.storage.events.get_events(wanted, allow_rejected=True)
             found.update(loaded)

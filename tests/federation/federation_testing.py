@@ -63,9 +63,11 @@ def write_self_signed_cert(directory: str, host: str = "127.0.0.1") -> tuple[str
 class FederatingServer(TestServer):
     """A TestServer with a client listener (HTTP) and a federation listener (HTTPS)."""
 
-    def __init__(self, **config_overrides: Any) -> None:
+    def __init__(self, host: str = "127.0.0.1", **config_overrides: Any) -> None:
+        """`host` names the server: "localhost" gives a second loopback server a host name of
+        its own, which server ACLs (that ignore ports) can tell apart from "127.0.0.1"."""
         self.federation_port = free_port()
-        self.server_name = f"127.0.0.1:{self.federation_port}"
+        self.server_name = f"{host}:{self.federation_port}"
         super().__init__(**self._federation_config(config_overrides))
 
     def _federation_config(self, overrides: dict[str, Any]) -> dict[str, Any]:
