@@ -190,6 +190,10 @@ class EventPersister:
             self.events.remember_room_version(event.room_id, event.room_version)
         if item.redaction_applies and event.redacts:
             self.events.note_redacted(event.room_id, event.redacts, event.event_id)
+        if item.current_state is not None and item.current_memberships is not None:
+            # Members the new state no longer names at all (a reset, or an event that lost
+            # state resolution) must leave their cached room lists too.
+            self.state.forget_memberships_not_in(event.room_id, item.current_memberships)
         if item.reset_snapshot or item.out_of_band:
             self.state.snapshots.pop(event.room_id, None)
         snapshot = self.state.snapshots.get(event.room_id)

@@ -142,6 +142,13 @@ class StateStore:
         if rooms is not None:
             rooms[room_id] = membership
 
+    def forget_memberships_not_in(self, room_id: str, memberships: dict[str, str]) -> None:
+        """Called by the persister after a commit that replaced a room's whole state: drops
+        the room from the cached room lists of users `memberships` (the new state's) omits."""
+        for user_id, rooms in self.user_rooms.items():
+            if room_id in rooms and user_id not in memberships:
+                del rooms[room_id]
+
     async def _load_rooms_for_user(self, user_id: str) -> dict[str, str]:
         rows = await self.db.run(
             "rooms_for_user",

@@ -128,3 +128,32 @@ class PersisterTests(unittest.TestCase):
         self.assertFalse(results[0][0])
         self.assertTrue(results[1][0])
         self.assertIsNotNone(await storage.events.get_event(event2.event_id))
+
+
+    @async_test
+    async def test_member_missing_from_a_replaced_state_loses_the_room(self) -> None:
+        """A new current state that no longer names a member (state resolution dropped their
+        membership) takes the room out of that member's cached room list, as a reload would."""
+        storage, creator, room_id = await self._start()
+        bob = "@bob:test.local"
+        await creator.send(
+            room_id, EventDraft("m.room.member", bob, {"membership": "join"}, state_key=bob)
+        )
+        self.assertEqual(await storage.state.get_rooms_for_user(bob), {room_id: "join"})
+
+        snapshot = await storage.state.get_snapshot(room_id)
+        assert snapshot is not None
+        event, item = await creator.prepare(
+            snapshot, EventDraft("m.room.message", ALICE, {"body": "after the fork"})
+        )
+        without_bob = {k: v for k, v in snapshot.state.items() if k != ("m.room.member", bob)}
+        write = await storage.state.plan_group(room_id, None, without_bob)
+        item.extra_state_groups.append((write, without_bob))
+        item.current_state = without_bob
+        item.current_state_group = write.group_id
+        item.current_memberships = {ALICE: "join"}
+        await storage.persister.persist([item])
+
+        self.assertEqual(await storage.state.get_rooms_for_user(bob), {})
+        self.assertEqual(await storage.state._load_rooms_for_user(bob), {})
+        self.assertEqual(await storage.state.get_rooms_for_user(ALICE), {room_id: "join"})
