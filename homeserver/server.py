@@ -45,6 +45,7 @@ from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.pagination import PaginationHandler
 from homeserver.sync.sync import SyncHandler
+from push.rules_service import PushRulesService
 from storage.store import Storage, open_database
 
 logger = logging.getLogger(__name__)
@@ -93,8 +94,10 @@ class HomeServer:
         self.accounts.device_observers.append(self.e2ee.on_devices_deleted)
         # One cache of ignore lists, shared by /sync and /messages.
         self.ignored_users = IgnoredUsers(self.storage)
+        self.push_rules = PushRulesService(self.storage, self.notifier)
         self.sync = SyncHandler(
-            self.storage, self.notifier, self.clock, ignored_users=self.ignored_users
+            self.storage, self.notifier, self.clock, ignored_users=self.ignored_users,
+            push_rules=self.push_rules,
         )
         self.pagination = PaginationHandler(
             self.storage, config.pagination_max_limit, self.clock, ignored_users=self.ignored_users

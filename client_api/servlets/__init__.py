@@ -21,6 +21,7 @@ from client_api.servlets import (
     media,
     misc,
     profile,
+    push,
     relations,
     rooms,
     search,
@@ -58,6 +59,7 @@ ROUTE_GROUPS: list[tuple[str, RegisterRoutes]] = [
     ("client", keys.register_routes),
     ("client", to_device.register_routes),
     ("client", key_backup.register_routes),
+    ("client", push.register_routes),
     ("federation", misc.register_federation_openid_routes),
     ("openid", misc.register_federation_openid_routes),
 ]

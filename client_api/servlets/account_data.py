@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 from client_api.http import ApiRequest, Router
 from homeserver.errors import Codes, MatrixError, forbidden, not_found
 from homeserver.ignored_users import IGNORED_USER_LIST, validate_ignored_user_list
+from push.rules_service import PUSH_RULES_TYPE
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
 
 # Types the server manages itself; clients may not write them through this API.
-SERVER_MANAGED = {"m.fully_read", "m.push_rules"}
+SERVER_MANAGED = {"m.fully_read", PUSH_RULES_TYPE}
 
 
 def register_routes(router: Router, hs: HomeServer) -> None:
@@ -40,6 +41,9 @@ def register_routes(router: Router, hs: HomeServer) -> None:
 
     async def get(request: ApiRequest) -> tuple[int, Any]:
         user_id, room_id, data_type = target(request)
+        if data_type == PUSH_RULES_TYPE and not room_id:
+            # Always the current rules, including for a user who never changed them.
+            return 200, await hs.push_rules.ruleset_json(user_id)
         content = await hs.storage.account_data.get(user_id, room_id, data_type)
         if content is None:
             raise not_found("Account data not found")

@@ -20,6 +20,7 @@ from homeserver.sync.notifier import Notifier
 from homeserver.sync.render import EventRenderer
 from homeserver.sync.sources import SyncContext, SyncExtras
 from homeserver.sync.tokens import MAX_POSITION, StreamToken, encode_pagination_token
+from push.rules_service import PUSH_RULES_TYPE, PushRulesService
 from storage.state import StateKey, StateMap
 from storage.store import Storage
 
@@ -95,8 +96,12 @@ class SyncHandler:
         clock: Clock,
         *,
         ignored_users: IgnoredUsers | None = None,
+        push_rules: PushRulesService | None = None,
     ) -> None:
         self.storage = storage
+        # An initial sync always carries the user's push rules, written or not (clients
+        # read them from there).
+        self.push_rules = push_rules
         self.notifier = notifier
         self.clock = clock
         self.renderer = EventRenderer(storage, clock)
@@ -151,9 +156,10 @@ class SyncHandler:
         account_data = await self.storage.account_data.get_changed(
             request.user_id, since.account_data if since else 0, now.account_data
         )
-        result.account_data = _account_data_events(
-            account_data.get(""), request.sync_filter.account_data
-        )
+        global_data = account_data.get("", {})
+        if since is None and self.push_rules is not None and PUSH_RULES_TYPE not in global_data:
+            global_data[PUSH_RULES_TYPE] = await self.push_rules.ruleset_json(request.user_id)
+        result.account_data = _account_data_events(global_data, request.sync_filter.account_data)
         joined_rooms = [
             room_id
             for room_id, membership in memberships.items()

@@ -1,0 +1,1 @@
+"""Push notifications: push rules, unread counts, pushers (HTTP gateways, Web Push)."""
