@@ -45,6 +45,7 @@ from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.pagination import PaginationHandler
 from homeserver.sync.sync import SyncHandler
+from push.bulk_evaluator import BulkPushEvaluator
 from push.rules_service import PushRulesService
 from storage.store import Storage, open_database
 
@@ -95,6 +96,10 @@ class HomeServer:
         # One cache of ignore lists, shared by /sync and /messages.
         self.ignored_users = IgnoredUsers(self.storage)
         self.push_rules = PushRulesService(self.storage, self.notifier)
+        # Every new event runs through the local members' push rules before it is written.
+        self.storage.persister.preparers.append(
+            BulkPushEvaluator(self.server_name, self.storage, self.push_rules).prepare
+        )
         self.sync = SyncHandler(
             self.storage, self.notifier, self.clock, ignored_users=self.ignored_users,
             push_rules=self.push_rules,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from twisted.internet import defer
@@ -20,6 +20,7 @@ from homeserver.events.canonical_json import encode_canonical_json
 from homeserver.events.event import Event
 from storage.database import Database, Txn
 from storage.events import EventStore
+from storage.push_actions import PushActionRow, write_push_actions
 from storage.relations import write_relations
 from storage.search import write_search
 from storage.state import (
@@ -65,9 +66,13 @@ class EventToPersist:
     # History fetched from another server (/backfill): older than anything we hold, it takes
     # a stream position below every other (allocate_backfill_positions) and is nobody's news.
     backfilled: bool = False
+    # What the push rules decided for the local users this event notifies (set by the
+    # preparers, see EventPersister.preparers); written with the event.
+    push_actions: list[PushActionRow] = field(default_factory=list)
 
 
 Observer = Callable[[list[Event]], None]
+Preparer = Callable[[list["EventToPersist"]], Awaitable[None]]
 
 
 class EventPersister:
@@ -76,6 +81,9 @@ class EventPersister:
         self.events = events
         self.state = state
         self.observers: list[Observer] = []
+        # Run on each batch of new events before it is queued for writing, to add what is
+        # written with them (push actions). A failing preparer is logged, never fatal.
+        self.preparers: list[Preparer] = []
         # The position of the newest committed event: what readers may see. Batches commit one
         # at a time, in order, so no gap below it can still fill in.
         self.max_stream_ordering = 0
@@ -105,6 +113,12 @@ class EventPersister:
 
     async def persist(self, items: list[EventToPersist]) -> None:
         """Returns once `items` are committed and visible; sets each event's stream_ordering."""
+        news = [item for item in items if _is_news(item)]
+        for preparer in self.preparers if news else ():
+            try:
+                await preparer(news)
+            except Exception:
+                logger.exception("event preparer failed")
         done: defer.Deferred = defer.Deferred()
         self._queue.append((items, done))
         self._write_next_batch()
@@ -208,6 +222,12 @@ class EventPersister:
             self.membership_changes.note(event.state_key or "", event.stream_ordering or 0)
 
 
+def _is_news(item: EventToPersist) -> bool:
+    """A new event in the room's timeline (not history, not hidden, not rejected)."""
+    event = item.event
+    return not (event.outlier or item.backfilled or event.rejected_reason is not None)
+
+
 def _advance_snapshot(snapshot: RoomSnapshot, item: EventToPersist) -> None:
     event = item.event
     prevs = set(event.prev_event_ids)
@@ -263,6 +283,16 @@ def _persist_txn(txn: Txn, items: list[EventToPersist], now_ms: int) -> None:
                 " inserted_ts) VALUES (?, ?, ?, ?, ?, ?)",
                 (user_id, device_id, scope, txn_id, item.event.event_id, now_ms),
             )
+    write_push_actions(
+        txn,
+        [
+            (item.event.event_id, item.event.room_id, item.event.stream_ordering or 0, row)
+            for item in items
+            if _is_news(item)
+            for row in item.push_actions
+        ],
+        now_ms,
+    )
     # Relations and search text commit with their events; redactions take both away.
     write_relations(txn, items)
     write_search(txn, items)

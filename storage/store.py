@@ -16,6 +16,7 @@ from storage.migrations import apply_migrations
 from storage.openid import OpenIdStore
 from storage.persister import EventPersister
 from storage.presence import PresenceStore
+from storage.push_actions import PushActionStore
 from storage.push_rules import PushRuleStore
 from storage.receipts import ReceiptStore
 from storage.relations import RelationStore
@@ -49,6 +50,7 @@ class Storage:
         self.server_keys = ServerKeyStore(db)
         self.federation_queue = FederationQueueStore(db)
         self.push_rules = PushRuleStore(db)
+        self.push_actions = PushActionStore(db)
 
     async def start(self) -> None:
         """Reads the stream positions the in-memory counters continue from."""

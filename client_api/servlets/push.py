@@ -1,15 +1,18 @@
-"""Push notifications (client-server spec, "Push Notifications"): /pushrules."""
+"""Push notifications (client-server spec, "Push Notifications"): /pushrules and
+/notifications."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from client_api.http import ApiRequest, Router
+from homeserver.errors import Codes, MatrixError
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
 
 RULE = "/pushrules/global/{kind}/{ruleId}"
+DEFAULT_NOTIFICATIONS_LIMIT = 20
 
 
 def _user(request: ApiRequest) -> str:
@@ -66,3 +69,32 @@ def register_routes(router: Router, hs: HomeServer) -> None:
     router.add_client("PUT", RULE + "/enabled", put_enabled)
     router.add_client("GET", RULE + "/actions", get_actions)
     router.add_client("PUT", RULE + "/actions", put_actions)
+
+    async def notifications(request: ApiRequest) -> tuple[int, Any]:
+        user_id = _user(request)
+        token = request.query_str("from")
+        if token is not None and not token.lstrip("-").isdigit():
+            raise MatrixError(400, Codes.INVALID_PARAM, "Unknown 'from' token")
+        limit = request.query_int("limit", DEFAULT_NOTIFICATIONS_LIMIT, minimum=0)
+        limit = min(limit or 0, hs.config.pagination_max_limit)
+        only = request.query_str("only")
+        found = await hs.storage.push_actions.get_notifications(
+            user_id, int(token) if token is not None else None, limit, only == "highlight"
+        )
+        events = await hs.storage.events.get_events([n.event_id for n in found])
+        rendered = await hs.sync.renderer.render(
+            [events[n.event_id] for n in found if n.event_id in events], user_id=user_id
+        )
+        by_id = {event["event_id"]: event for event in rendered}
+        answer: dict[str, Any] = {
+            "notifications": [
+                {"actions": n.actions, "event": by_id[n.event_id], "read": n.read,
+                 "room_id": n.room_id, "ts": n.ts}
+                for n in found if n.event_id in by_id
+            ]
+        }
+        if found and len(found) == limit:
+            answer["next_token"] = str(found[-1].stream_ordering)
+        return 200, answer
+
+    router.add_client("GET", "/notifications", notifications)

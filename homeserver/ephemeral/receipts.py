@@ -27,21 +27,17 @@ from homeserver.ephemeral.common import (
 )
 from homeserver.errors import Codes, MatrixError, not_found
 from homeserver.events.event import Event
+from homeserver.relations.threads import MAIN_THREAD, UNKNOWN_THREAD, thread_of
 from homeserver.rooms.visibility import VisibilityFilter
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.sources import SyncContext
 from storage.receipts import PRIVATE_READ, Receipt
-from storage.relations import relation_of
 from storage.store import Storage
 
 RECEIPT = "m.receipt"
 READ = "m.read"
 FULLY_READ = "m.fully_read"
 RECEIPT_TYPES = (READ, PRIVATE_READ)
-MAIN_THREAD = "main"
-# The spec recommends following at most three relations to find an event's thread.
-MAX_THREAD_HOPS = 3
-_UNKNOWN = object()
 
 
 class ReceiptsService:
@@ -108,8 +104,8 @@ class ReceiptsService:
 
     async def _check_thread(self, event: Event, thread_id: str) -> None:
         """400 when the event is known not to belong to the thread the receipt names."""
-        thread = await self._thread_of(event)
-        if thread is _UNKNOWN:
+        thread = await thread_of(self.storage, event)
+        if thread is UNKNOWN_THREAD:
             return
         if thread_id == MAIN_THREAD:
             ok = thread is None
@@ -120,22 +116,6 @@ class ReceiptsService:
             raise MatrixError(
                 400, Codes.INVALID_PARAM, f"Event {event.event_id} is not in thread {thread_id}"
             )
-
-    async def _thread_of(self, event: Event) -> str | None | object:
-        """The root of the event's thread, None for the main timeline, _UNKNOWN when a
-        related event is missing (then nobody can tell, and the client is believed)."""
-        current = event
-        for _ in range(MAX_THREAD_HOPS):
-            relation = relation_of(current)
-            if relation is None:
-                return None
-            if relation.rel_type == "m.thread":
-                return relation.relates_to_id
-            parent = await self.storage.events.get_event(relation.relates_to_id)
-            if parent is None:
-                return _UNKNOWN
-            current = parent
-        return None
 
     async def _store(
         self, user_id: str, room_id: str, receipt_type: str, event: Event, thread_id: str | None

@@ -17,9 +17,35 @@ from homeserver.rooms.access import check_room_access
 from homeserver.rooms.visibility import VisibilityFilter
 from homeserver.sync.render import EventRenderer
 from homeserver.sync.tokens import encode_pagination_token
+from storage.relations import relation_of
 from storage.store import Storage
 
 MAX_PAGE_READS = 5
+# The thread ID of the main timeline, in threaded receipts and notification counts.
+MAIN_THREAD = "main"
+# The spec recommends following at most three relations to find an event's thread.
+MAX_THREAD_HOPS = 3
+UNKNOWN_THREAD = object()
+
+
+async def thread_of(storage: Storage, event: Event) -> str | None | object:
+    """The root of the event's thread, None for the main timeline, UNKNOWN_THREAD when a
+    related event is missing (then nobody can tell).
+
+    Relations are followed up to MAX_THREAD_HOPS, so a reaction to a reply in a thread is in
+    that thread too (spec: "Receiving notifications")."""
+    current = event
+    for _ in range(MAX_THREAD_HOPS):
+        relation = relation_of(current)
+        if relation is None:
+            return None
+        if relation.rel_type == "m.thread":
+            return relation.relates_to_id
+        parent = await storage.events.get_event(relation.relates_to_id)
+        if parent is None:
+            return UNKNOWN_THREAD
+        current = parent
+    return None
 
 
 class ThreadsHandler:

@@ -41,6 +41,8 @@ class EventFilter:
     lazy_load_members: bool = False
     include_redundant_members: bool = False
     contains_url: bool | None = None
+    # On the timeline filter: split unread counts per thread (unread_thread_notifications).
+    unread_thread_notifications: bool = False
 
     def allows_type(self, event_type: str) -> bool:
         if self.not_types and _matches_any(event_type, self.not_types):
@@ -143,6 +145,9 @@ def parse_event_filter(value: Any, where: str) -> EventFilter:
         lazy_load_members=bool(_bool(value.get("lazy_load_members"), where, False)),
         include_redundant_members=bool(_bool(value.get("include_redundant_members"), where, False)),
         contains_url=_bool(value.get("contains_url"), f"{where}.contains_url", None),
+        unread_thread_notifications=bool(
+            _bool(value.get("unread_thread_notifications"), where, False)
+        ),
     )
 
 

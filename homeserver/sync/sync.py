@@ -14,6 +14,7 @@ from typing import Any
 from homeserver.clock import Clock
 from homeserver.events.event import Event
 from homeserver.ignored_users import IgnoredUsers, without_ignored
+from homeserver.relations.threads import MAIN_THREAD
 from homeserver.rooms.visibility import VisibilityFilter
 from homeserver.sync.filtering import EventFilter, SyncFilter
 from homeserver.sync.notifier import Notifier
@@ -21,6 +22,7 @@ from homeserver.sync.render import EventRenderer
 from homeserver.sync.sources import SyncContext, SyncExtras
 from homeserver.sync.tokens import MAX_POSITION, StreamToken, encode_pagination_token
 from push.rules_service import PUSH_RULES_TYPE, PushRulesService
+from storage.push_actions import UnreadCounts
 from storage.state import StateKey, StateMap
 from storage.store import Storage
 
@@ -165,6 +167,11 @@ class SyncHandler:
             for room_id, membership in memberships.items()
             if membership == "join" and request.sync_filter.allows_room(room_id)
         ]
+        unread = await self.storage.push_actions.unread_counts(request.user_id)
+        for room_id in joined_rooms:
+            result.extras.room_fields[room_id] = _unread_fields(
+                unread.get(room_id, {}), request.sync_filter.timeline.unread_thread_notifications
+            )
         context = SyncContext(request, since, now, joined_rooms, result.extras)
         for source in self.notifier.sources:
             await source.add_to_sync(context)
@@ -272,7 +279,6 @@ class SyncHandler:
                 )
             },
             "ephemeral": {"events": ephemeral or []},
-            "unread_notifications": {"highlight_count": 0, "notification_count": 0},
             "summary": await self._summary(room_id, request.user_id),
         }
         section.update(extras.room_fields.get(room_id, {}))
@@ -484,6 +490,27 @@ def _filter_state_keys(
         if key in at_start and key not in result:
             result[key] = at_start[key]
     return result
+
+
+def _unread_fields(by_thread: dict[str, UnreadCounts], per_thread: bool) -> dict[str, Any]:
+    """`unread_notifications`, and with per_thread (the filter's unread_thread_notifications)
+    the main timeline's counts there and each thread's in `unread_thread_notifications`."""
+
+    def counts(values: list[UnreadCounts]) -> dict[str, int]:
+        return {
+            "notification_count": sum(c.notifications for c in values),
+            "highlight_count": sum(c.highlights for c in values),
+        }
+
+    if not per_thread:
+        return {"unread_notifications": counts(list(by_thread.values()))}
+    main = [c for thread, c in by_thread.items() if thread == MAIN_THREAD]
+    return {
+        "unread_notifications": counts(main),
+        "unread_thread_notifications": {
+            thread: counts([c]) for thread, c in by_thread.items() if thread != MAIN_THREAD
+        },
+    }
 
 
 def _account_data_events(
