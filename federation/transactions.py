@@ -67,6 +67,8 @@ class TransactionHandler:
         for pdu in pdus[:MAX_PDUS]:
             try:
                 event_id, error = await self._process_pdu(origin, pdu)
+            except defer.CancelledError:
+                raise  # shutting down: not a failure of this PDU
             except Exception as e:
                 # One PDU we fail on must not fail the transaction: the sender would retry
                 # it forever and nothing else would get through.
