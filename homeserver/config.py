@@ -18,6 +18,7 @@ import secrets
 import string
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import parseaddr
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -203,6 +204,47 @@ class MediaConfig:
 
 
 @dataclass(frozen=True)
+class EmailConfig:
+    """Synapse's `email` section: how to send mail (3PID validation and password resets)."""
+
+    smtp_host: str
+    smtp_port: int
+    smtp_user: str | None
+    smtp_pass: str | None
+    # STARTTLS must succeed, or nothing is sent.
+    require_transport_security: bool
+    # Use STARTTLS when the server offers it.
+    enable_tls: bool
+    # The From header, with %(app)s already replaced by app_name.
+    notif_from: str
+    app_name: str
+    # Templates here override the bundled ones of the same name.
+    template_dir: str | None
+    validation_token_lifetime_ms: int
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """Synapse's `push` section, and how pushers retry a gateway that fails."""
+
+    # False: nothing is pushed (unread counts still work).
+    enabled: bool
+    # Send message content to push gateways (false: only IDs and counts leave the server).
+    include_content: bool
+    retry_initial_backoff_ms: int
+    retry_max_backoff_ms: int
+
+
+@dataclass(frozen=True)
+class WebPushConfig:
+    """Web Push straight from the homeserver (MSC4174): our VAPID identity (RFC 8292)."""
+
+    vapid_private_key_path: str
+    # The `sub` claim: how a push service can reach the operator (mailto: or https: URL).
+    vapid_contact: str
+
+
+@dataclass(frozen=True)
 class HomeServerConfig:
     config_path: str
     config_dir: str
@@ -225,6 +267,8 @@ class HomeServerConfig:
 
     enable_registration: bool
     enable_registration_without_verification: bool
+    # Third-party ID media every new account must have validated ("email" is the only one).
+    registrations_require_3pid: tuple[str, ...]
     registration_shared_secret: str | None
     registration_shared_secret_path: str | None
     bcrypt_rounds: int
@@ -239,6 +283,8 @@ class HomeServerConfig:
     rc_joins: JoinRateLimitConfig
     rc_invites: InviteRateLimitConfig
     rc_room_creation: RateLimitConfig
+    # Validation mails (requestToken), per address and per client IP.
+    rc_3pid_validation: RateLimitConfig
 
     default_room_version: str
     pagination_max_limit: int
@@ -273,6 +319,16 @@ class HomeServerConfig:
     turn_password: str | None
     turn_user_lifetime_ms: int
     turn_allow_guests: bool
+
+    # None when the `email` section is absent: then nothing is ever mailed and the 3PID
+    # endpoints say the medium is not supported.
+    email: EmailConfig | None
+    push: PushConfig
+    # None unless the `webpush` section enables it: then no `m.webpush` capability.
+    webpush: WebPushConfig | None
+    # Answer requestToken with a made-up sid instead of M_THREEPID_IN_USE / _NOT_FOUND, so it
+    # cannot be used to find out which addresses have accounts.
+    request_token_inhibit_3pid_errors: bool
 
     # Synapse keys we accept and keep for later use.
     report_stats: bool | None
@@ -739,21 +795,111 @@ def _database(top: _Section) -> DatabaseConfig:
 # -- registration -----------------------------------------------------------------------------
 
 
-def _check_registration(top: _Section) -> tuple[bool, bool]:
+def _check_registration(top: _Section, require_3pid: Sequence[str]) -> tuple[bool, bool]:
     enabled = top.get_bool("enable_registration", False)
     without_verification = top.get_bool("enable_registration_without_verification", False)
-    if enabled and not without_verification:
+    if enabled and not without_verification and not require_3pid:
         # Same safety catch as Synapse: an open server with no verification is a spam magnet.
+        # A required, validated email address is the one verification method we have.
         raise top.error(
             "enable_registration",
             "open registration without any verification lets anyone, including spam bots, "
-            "create accounts. This server has no verification methods (email, captcha, "
-            "registration tokens) yet, so to really allow it also set "
-            "'enable_registration_without_verification: true'; otherwise set "
-            "'enable_registration: false' and create accounts with the "
+            "create accounts. Require a validated email address with "
+            "'registrations_require_3pid: [email]' (and an email section), or, to really "
+            "allow it, also set 'enable_registration_without_verification: true'; otherwise "
+            "set 'enable_registration: false' and create accounts with the "
             "registration_shared_secret",
         )
     return enabled, without_verification
+
+
+def _registrations_require_3pid(top: _Section, email: EmailConfig | None) -> tuple[str, ...]:
+    media = top.get_str_list("registrations_require_3pid")
+    for medium in media:
+        if medium != "email":
+            # Validating phone numbers needs an SMS gateway, which this server does not have.
+            raise top.error(
+                "registrations_require_3pid", f"only 'email' is supported, got {medium!r}"
+            )
+    if media and email is None:
+        raise top.error(
+            "registrations_require_3pid",
+            "requiring an email address needs the email section (smtp_host, notif_from, ...) "
+            "so that validation mails can be sent",
+        )
+    return tuple(dict.fromkeys(media))
+
+
+# -- email ------------------------------------------------------------------------------------
+
+_EMAIL_KEYS = {
+    "smtp_host",
+    "smtp_port",
+    "smtp_user",
+    "smtp_pass",
+    "require_transport_security",
+    "enable_tls",
+    "notif_from",
+    "app_name",
+    "template_dir",
+    "validation_token_lifetime",
+}
+
+
+def _email(top: _Section) -> EmailConfig | None:
+    # As in Synapse, an absent or empty section means that this server sends no mail.
+    email = top.section("email")
+    if not email.data:
+        return None
+    email.warn_unknown(_EMAIL_KEYS)
+    # An empty user name means "no authentication", as an absent one does.
+    user = email.get_str("smtp_user") or None
+    password = email.get_str("smtp_pass") or None
+    if (user is None) != (password is None):
+        missing = "smtp_pass" if password is None else "smtp_user"
+        raise email.error(missing, "smtp_user and smtp_pass go together: set both or neither")
+    require_tls = email.get_bool("require_transport_security", False)
+    enable_tls = email.get_bool("enable_tls", True)
+    if require_tls and not enable_tls:
+        raise email.error("require_transport_security", "cannot be true when enable_tls is false")
+    app_name = email.get_str("app_name", "Matrix") or "Matrix"
+    lifetime = email.get("validation_token_lifetime", 3600 * 1000, _check_duration)
+    if lifetime <= 0:
+        raise email.error("validation_token_lifetime", "must be longer than 0")
+    return EmailConfig(
+        smtp_host=email.get_str("smtp_host", "localhost") or "localhost",
+        smtp_port=email.get_int("smtp_port", 25, lo=1, hi=65535),
+        smtp_user=user,
+        smtp_pass=password,
+        require_transport_security=require_tls,
+        enable_tls=enable_tls,
+        notif_from=_notif_from(email, app_name),
+        app_name=app_name,
+        template_dir=_template_dir(email),
+        validation_token_lifetime_ms=lifetime,
+    )
+
+
+def _notif_from(email: _Section, app_name: str) -> str:
+    example = 'e.g. "Your Friendly %(app)s homeserver <noreply@example.com>"'
+    template = _check_str(email.ctx, email.key("notif_from"), email.require("notif_from", example))
+    try:
+        value = template % {"app": app_name}
+    except (KeyError, ValueError, TypeError):
+        raise email.error(
+            "notif_from", "only %(app)s can be substituted (write %% for a literal %)"
+        ) from None
+    _, address = parseaddr(value)
+    if "@" not in address or "\r" in value or "\n" in value:
+        raise email.error("notif_from", f"expected a sender address, {example}; got {value!r}")
+    return value
+
+
+def _template_dir(email: _Section) -> str | None:
+    path = email.get_path("template_dir")
+    if path is not None and not os.path.isdir(path):
+        raise email.error("template_dir", f"not a directory: {path}")
+    return path
 
 
 def _shared_secret(top: _Section) -> tuple[str | None, str | None]:
@@ -958,6 +1104,39 @@ def _media_config(top: _Section) -> MediaConfig:
     )
 
 
+_PUSH_KEYS = ("enabled", "include_content", "retry_initial_backoff", "retry_max_backoff")
+_WEBPUSH_KEYS = ("enabled", "vapid_private_key_path", "vapid_contact")
+_VAPID_CONTACT = re.compile(r"^(mailto:[^@\s]+@[^@\s]+|https://\S+)$")
+
+
+def _push(top: _Section) -> PushConfig:
+    push = top.section("push")
+    push.warn_unknown(_PUSH_KEYS)
+    initial = push.get("retry_initial_backoff", 1000, _check_duration)
+    ceiling = push.get("retry_max_backoff", 10 * 60 * 1000, _check_duration)
+    if initial <= 0 or ceiling < initial:
+        raise push.error("retry_max_backoff", "backoffs must be positive, the ceiling no less "
+                                              "than retry_initial_backoff")
+    return PushConfig(push.get_bool("enabled", True), push.get_bool("include_content", True),
+                      initial, ceiling)
+
+
+def _webpush(top: _Section, server_name: str) -> WebPushConfig | None:
+    webpush = top.section("webpush")
+    webpush.warn_unknown(_WEBPUSH_KEYS)
+    if not webpush.get_bool("enabled", False):
+        return None
+    path = webpush.get_path("vapid_private_key_path")
+    if path is None:
+        raise webpush.error("vapid_private_key_path", "required when webpush is enabled "
+                                                      "(generate-config writes one)")
+    host = server_name.rpartition(":")[0] if server_name.count(":") == 1 else server_name
+    contact = webpush.get_str("vapid_contact") or f"mailto:admin@{host}"
+    if not _VAPID_CONTACT.match(contact):
+        raise webpush.error("vapid_contact", f"expected a mailto: or https: URL, got {contact!r}")
+    return WebPushConfig(path, contact)
+
+
 # Synapse keys accepted without a warning: their value is validated and kept, but nothing here
 # reads them yet.
 KNOWN_TOP_LEVEL_KEYS = {
@@ -983,6 +1162,11 @@ KNOWN_TOP_LEVEL_KEYS = {
     "url_preview_ip_range_whitelist",
     "enable_registration",
     "enable_registration_without_verification",
+    "registrations_require_3pid",
+    "request_token_inhibit_3pid_errors",
+    "email",
+    "push",
+    "webpush",
     "registration_shared_secret",
     "registration_shared_secret_path",
     "bcrypt_rounds",
@@ -996,6 +1180,7 @@ KNOWN_TOP_LEVEL_KEYS = {
     "rc_joins",
     "rc_invites",
     "rc_room_creation",
+    "rc_3pid_validation",
     "default_room_version",
     "pagination_max_limit",
     "room_list_publication_rules",
@@ -1045,7 +1230,9 @@ def parse_config(data: Any, config_path: str) -> HomeServerConfig:
     server_name = _server_name(top)
     listeners = _listeners(top)
     tls_cert, tls_key = _tls_paths(top, listeners)
-    enable_registration, without_verification = _check_registration(top)
+    email = _email(top)
+    require_3pid = _registrations_require_3pid(top, email)
+    enable_registration, without_verification = _check_registration(top, require_3pid)
     secret, secret_path = _shared_secret(top)
     return HomeServerConfig(
         config_path=os.path.abspath(config_path),
@@ -1065,6 +1252,7 @@ def parse_config(data: Any, config_path: str) -> HomeServerConfig:
         media=_media_config(top),
         enable_registration=enable_registration,
         enable_registration_without_verification=without_verification,
+        registrations_require_3pid=require_3pid,
         registration_shared_secret=secret,
         registration_shared_secret_path=secret_path,
         bcrypt_rounds=top.get_int("bcrypt_rounds", 12, lo=4, hi=31),
@@ -1082,6 +1270,7 @@ def parse_config(data: Any, config_path: str) -> HomeServerConfig:
         rc_joins=_join_limits(top),
         rc_invites=_invite_limits(top),
         rc_room_creation=_rate_limit(top, "rc_room_creation", 0.016, 10),
+        rc_3pid_validation=_rate_limit(top, "rc_3pid_validation", 0.003, 5),
         default_room_version=_room_version(top),
         pagination_max_limit=top.get_int("pagination_max_limit", 1000, lo=1),
         room_list_publication_rules=_publication_rules(top),
@@ -1112,6 +1301,12 @@ def parse_config(data: Any, config_path: str) -> HomeServerConfig:
         turn_password=top.get_str("turn_password"),
         turn_user_lifetime_ms=top.get("turn_user_lifetime", 3600 * 1000, _check_duration),
         turn_allow_guests=top.get_bool("turn_allow_guests", True),
+        email=email,
+        push=_push(top),
+        webpush=_webpush(top, server_name),
+        request_token_inhibit_3pid_errors=top.get_bool(
+            "request_token_inhibit_3pid_errors", False
+        ),
         report_stats=top.get("report_stats", None, _check_bool),
         macaroon_secret_key=top.get_str("macaroon_secret_key"),
         form_secret=top.get_str("form_secret"),
@@ -1168,6 +1363,20 @@ def _write_signing_key(path: str) -> None:
         signedjson.key.write_signing_keys(f, [key])
 
 
+def write_vapid_key(path: str) -> None:
+    """A fresh P-256 key for Web Push (VAPID, RFC 8292), PEM, readable only by its owner."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write_private(path, pem.decode("ascii"))
+
+
 def _is_localhost(server_name: str) -> bool:
     return server_name.partition(":")[0] == "localhost"
 
@@ -1179,8 +1388,9 @@ _REGISTRATION_OPEN_COMMENT = """\
 
 _REGISTRATION_CLOSED_COMMENT = """\
 # Registration is closed: only the registration_shared_secret can create accounts. For a
-# local trial, open it by setting both of these keys to true. There is no email or captcha
-# verification, so do not open it on a server reachable from the internet."""
+# local trial, open it by setting both of these keys to true. Opened that way there is no
+# verification at all, so do not do it on a server reachable from the internet; require a
+# validated email address instead (registrations_require_3pid, see sample_config.yaml)."""
 
 
 def _render_config(
@@ -1243,6 +1453,13 @@ registration_shared_secret: {_yaml_scalar(secrets.token_urlsafe(32))}
 enable_registration: {registration}
 enable_registration_without_verification: {registration}
 
+# Web Push straight to browsers (and UnifiedPush apps), with no push gateway in between.
+# The key identifies this server to push services (VAPID); keep it, or every browser has to
+# subscribe again.
+webpush:
+  enabled: true
+  vapid_private_key_path: {_yaml_scalar(join(data_dir, f"{server_name}.vapid.pem"))}
+
 # DEBUG, INFO, WARNING or ERROR. Set log_config to a Python logging YAML file for more control.
 log_level: INFO
 """
@@ -1280,6 +1497,9 @@ def generate_config(
     key_path = os.path.join(data_dir, f"{server_name}.signing.key")
     if not os.path.exists(key_path):
         _write_signing_key(key_path)
+    vapid_path = os.path.join(data_dir, f"{server_name}.vapid.pem")
+    if not os.path.exists(vapid_path):
+        write_vapid_key(vapid_path)
     text = _render_config(
         server_name,
         data_dir,

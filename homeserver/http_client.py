@@ -14,6 +14,7 @@ import io
 import ipaddress
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
 )
 from twisted.internet.protocol import Protocol
-from twisted.internet.ssl import CertificateOptions
+from twisted.internet.ssl import Certificate, CertificateOptions, trustRootFromCertificates
 from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
@@ -297,6 +298,21 @@ def _read_body(response: IResponse, limit: int) -> defer.Deferred[bytes]:
 
 
 # -- the client ------------------------------------------------------------------------------------
+
+
+def system_trust_policy() -> IPolicyForHTTPS:
+    """Certificates checked against the system's CA bundle, or the bundle that SSL_CERT_FILE
+    (as OpenSSL reads it) or REQUESTS_CA_BUNDLE (as requests does) names: the way operators
+    add a private CA. Read once, when the client is made."""
+    bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
+    if not bundle:
+        return BrowserLikePolicyForHTTPS()
+    with open(bundle, "rb") as f:
+        pem = f.read()
+    marker = b"-----END CERTIFICATE-----"
+    blocks = [block + marker for block in pem.split(marker) if b"-----BEGIN" in block]
+    certificates = [Certificate.loadPEM(block) for block in blocks]
+    return BrowserLikePolicyForHTTPS(trustRoot=trustRootFromCertificates(certificates))
 
 
 class HttpClient:

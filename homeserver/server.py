@@ -27,6 +27,7 @@ from federation.servlets.media import install_remote_media
 from federation.transactions import TransactionHandler
 from homeserver.accounts.auth import Authenticator
 from homeserver.accounts.service import AccountService
+from homeserver.accounts.threepids import ThreepidService
 from homeserver.clock import Clock
 from homeserver.config import HomeServerConfig, ListenerConfig
 from homeserver.directory import Directories
@@ -34,6 +35,8 @@ from homeserver.e2ee import E2ee
 from homeserver.ephemeral import EphemeralStreams
 from homeserver.events.signing import read_signing_key
 from homeserver.ignored_users import IgnoredUsers
+from homeserver.mail.mailer import Mailer
+from homeserver.mail.templates import Templates
 from homeserver.media.repository import build_media_repository
 from homeserver.ratelimit import Ratelimiter, RateLimiters
 from homeserver.rooms.event_creation import EventCreator
@@ -46,6 +49,7 @@ from homeserver.sync.notifier import Notifier
 from homeserver.sync.pagination import PaginationHandler
 from homeserver.sync.sync import SyncHandler
 from push.bulk_evaluator import BulkPushEvaluator
+from push.pushers import build_pusher_pool
 from push.rules_service import PushRulesService
 from storage.store import Storage, open_database
 
@@ -87,6 +91,27 @@ class HomeServer:
         self.room_upgrader = RoomUpgrader(self.storage, self.event_creator, self.membership)
         self.authenticator = Authenticator(self.storage, self.clock)
         self.accounts = AccountService(config, self.storage, self.clock, self.membership)
+        # Email addresses: validation mails (sign-up, added addresses, password resets) and the
+        # pages their links open. Templates exist without an email section too: a link can
+        # still be followed after the section was removed, and gets its failure page.
+        email = config.email
+        self.templates = Templates(
+            email.template_dir if email else None,
+            config.config_path,
+            app_name=email.app_name if email else "Matrix",
+            server_name=self.server_name,
+        )
+        self.mailer = Mailer(email, self.server_name, self.templates, reactor) if email else None
+        self.threepids = ThreepidService(
+            config,
+            self.storage.threepids,
+            self.clock,
+            self.mailer,
+            [
+                ("address", self.rate_limiters["3pid_validation_address"]),
+                ("ip", self.rate_limiters["3pid_validation_ip"]),
+            ],
+        )
         # End-to-end encryption: to-device and device-list streams in /sync; deleting a device
         # deletes its keys and messages.
         self.e2ee = E2ee(self.server_name, self.storage, self.notifier, self.clock)
@@ -96,10 +121,15 @@ class HomeServer:
         # One cache of ignore lists, shared by /sync and /messages.
         self.ignored_users = IgnoredUsers(self.storage)
         self.push_rules = PushRulesService(self.storage, self.notifier)
-        # Every new event runs through the local members' push rules before it is written.
+        self.pushers = build_pusher_pool(config, reactor, self.storage, self.clock)
+        # Every new event runs through the local members' push rules before it is written;
+        # once written, the pushers of the users it notifies wake up.
         self.storage.persister.preparers.append(
-            BulkPushEvaluator(self.server_name, self.storage, self.push_rules).prepare
+            BulkPushEvaluator(
+                self.server_name, self.storage, self.push_rules, self.pushers.note_recipients
+            ).prepare
         )
+        self.storage.persister.add_observer(self.pushers.on_new_events)
         self.sync = SyncHandler(
             self.storage, self.notifier, self.clock, ignored_users=self.ignored_users,
             push_rules=self.push_rules,
@@ -153,6 +183,7 @@ class HomeServer:
         await self.ephemeral.start()
         await self.directories.start()
         await self.federation_sender.start()
+        await self.pushers.start()
 
     def listen(self) -> list[IListeningPort]:
         for listener in self.config.listeners:
@@ -207,6 +238,9 @@ class HomeServer:
             await self.clock.sleep(0)  # aborted connections finish closing on the next turn
         self.ephemeral.stop()
         self.federation_sender.stop()
+        await self.pushers.stop()
+        if self.mailer is not None:
+            self.mailer.stop()
         await self.federation_client.http.close()
         self.db.stop()
 
@@ -231,5 +265,8 @@ def _rate_limiters(config: HomeServerConfig, clock: Clock) -> RateLimiters:
             "invite": limiter(config.rc_invites.per_user),
             "room_creation": limiter(config.rc_room_creation),
             "media_create": limiter(config.media.rc_media_create),
+            # Keyed by email address, and by client IP, in the threepid service.
+            "3pid_validation_address": limiter(config.rc_3pid_validation),
+            "3pid_validation_ip": limiter(config.rc_3pid_validation),
         }
     )

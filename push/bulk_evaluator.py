@@ -9,7 +9,7 @@ room's state and the members' rulesets are read once per event, from caches.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from homeserver.events.event import Event
@@ -28,15 +28,25 @@ logger = logging.getLogger(__name__)
 
 
 class BulkPushEvaluator:
-    def __init__(self, server_name: str, storage: Storage, rules: PushRulesService) -> None:
+    def __init__(
+        self,
+        server_name: str,
+        storage: Storage,
+        rules: PushRulesService,
+        on_recipients: Callable[[str, list[str]], None] | None = None,
+    ) -> None:
         self.server_name = server_name
         self.storage = storage
         self.rules = rules
+        # Told (event_id, users notified) for each event: the pushers wake for those users.
+        self.on_recipients = on_recipients
 
     async def prepare(self, items: list[EventToPersist]) -> None:
         """The persister's preparer: fills each item's push_actions."""
         for item in items:
             item.push_actions = await self.evaluate(item.event)
+            if item.push_actions and self.on_recipients is not None:
+                self.on_recipients(item.event.event_id, [r.user_id for r in item.push_actions])
 
     async def evaluate(self, event: Event) -> list[PushActionRow]:
         snapshot = await self.storage.state.get_snapshot(event.room_id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from storage.database import Database, Txn
 from storage.lru import LruCache
+from storage.threepids import Threepid, insert_threepid
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,14 @@ class AccountStore:
         is_admin: bool = False,
         displayname: str | None = None,
         is_guest: bool = False,
+        threepid: Threepid | None = None,
     ) -> bool:
-        """Creates the account and its profile; False if the user ID is taken."""
+        """Creates the account and its profile; False if the user ID is taken.
+
+        With `threepid` (its user_id is this account's) the address is bound in the same
+        transaction, so an account that must have one never exists without it; raises
+        ThreepidInUse, creating nothing, if another account has the address.
+        """
 
         def txn_fn(txn: Txn) -> bool:
             if txn.query_one("SELECT 1 FROM users WHERE user_id = ?", (user_id,)):
@@ -73,6 +80,8 @@ class AccountStore:
             txn.execute(
                 "INSERT INTO profiles (user_id, displayname) VALUES (?, ?)", (user_id, displayname)
             )
+            if threepid is not None:
+                insert_threepid(txn, threepid)
             return True
 
         return await self.db.run("create_user", txn_fn)
@@ -118,7 +127,9 @@ class AccountStore:
                 "UPDATE users SET deactivated = ?, password_hash = NULL WHERE user_id = ?",
                 (True, user_id),
             )
-            for table in ("access_tokens", "refresh_tokens", "devices"):
+            # The addresses go too: nobody can reset the password of a deactivated account,
+            # and the addresses are free for new accounts.
+            for table in ("access_tokens", "refresh_tokens", "devices", "user_threepids"):
                 txn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
             txn.execute(
                 "UPDATE profiles SET displayname = NULL, avatar_url = NULL WHERE user_id = ?",
@@ -352,26 +363,30 @@ class AccountStore:
 
     async def get_uia_session(
         self, session_id: str
-    ) -> tuple[str | None, str, str, list, int] | None:
-        """(user_id, uri, method, completed stages, created_ts) or None."""
+    ) -> tuple[str | None, str, str, list, int, dict] | None:
+        """(user_id, uri, method, completed stages, created_ts, stage results) or None."""
         row = await self.db.run(
             "get_uia_session",
             lambda txn: txn.query_one(
-                "SELECT user_id, uri, method, completed_stages, created_ts FROM ui_auth_sessions"
-                " WHERE session_id = ?",
+                "SELECT user_id, uri, method, completed_stages, created_ts, stage_results"
+                " FROM ui_auth_sessions WHERE session_id = ?",
                 (session_id,),
             ),
         )
         if row is None:
             return None
-        return row[0], row[1], row[2], json.loads(row[3]), row[4]
+        results = json.loads(row[5]) if row[5] else {}
+        return row[0], row[1], row[2], json.loads(row[3]), row[4], results
 
-    async def set_uia_completed(self, session_id: str, stages: list[str]) -> None:
+    async def set_uia_completed(
+        self, session_id: str, stages: list[str], results: dict | None = None
+    ) -> None:
         await self.db.run(
             "set_uia_completed",
             lambda txn: txn.execute(
-                "UPDATE ui_auth_sessions SET completed_stages = ? WHERE session_id = ?",
-                (json.dumps(stages), session_id),
+                "UPDATE ui_auth_sessions SET completed_stages = ?, stage_results = ?"
+                " WHERE session_id = ?",
+                (json.dumps(stages), json.dumps(results or {}), session_id),
             ),
         )
 

@@ -18,6 +18,7 @@ from storage.persister import EventPersister
 from storage.presence import PresenceStore
 from storage.push_actions import PushActionStore
 from storage.push_rules import PushRuleStore
+from storage.pushers import PusherStore
 from storage.receipts import ReceiptStore
 from storage.relations import RelationStore
 from storage.reports import ReportStore
@@ -25,6 +26,7 @@ from storage.rooms import RoomStore
 from storage.search import SearchStore
 from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
+from storage.threepids import ThreepidStore
 
 
 class Storage:
@@ -44,6 +46,7 @@ class Storage:
         self.media = MediaStore(db)
         self.reports = ReportStore(db)
         self.openid = OpenIdStore(db)
+        self.threepids = ThreepidStore(db)
         self.e2ee = E2eeStore(db)
         self.receipts = ReceiptStore(db)
         self.presence = PresenceStore(db)
@@ -51,6 +54,7 @@ class Storage:
         self.federation_queue = FederationQueueStore(db)
         self.push_rules = PushRuleStore(db)
         self.push_actions = PushActionStore(db)
+        self.pushers = PusherStore(db)
 
     async def start(self) -> None:
         """Reads the stream positions the in-memory counters continue from."""

@@ -17,7 +17,7 @@ from typing import Any
 import treq
 from twisted.internet import reactor
 
-from homeserver.config import HomeServerConfig, parse_config
+from homeserver.config import HomeServerConfig, parse_config, write_vapid_key
 from homeserver.events.signing import generate_signing_key, write_signing_key
 
 ENGINE = os.environ.get("HOMESERVER_TEST_DB", "sqlite")
@@ -77,6 +77,9 @@ def make_config(data_dir: str, database: dict[str, Any], **overrides: Any) -> Ho
     key_path = os.path.join(data_dir, "test.signing.key")
     if not os.path.exists(key_path):
         write_signing_key(key_path, generate_signing_key())
+    vapid_path = os.path.join(data_dir, "test.vapid.pem")
+    if not os.path.exists(vapid_path):
+        write_vapid_key(vapid_path)
     data: dict[str, Any] = {
         "server_name": "test.local",
         "public_baseurl": "http://127.0.0.1/",
@@ -96,6 +99,7 @@ def make_config(data_dir: str, database: dict[str, Any], **overrides: Any) -> Ho
         "registration_shared_secret": "test-shared-secret",
         "bcrypt_rounds": 4,
         "log_level": "WARNING",
+        "webpush": {"enabled": True, "vapid_private_key_path": vapid_path},
     }
     unlimited = {"per_second": 1_000_000, "burst_count": 1_000_000}
     for key in ("rc_message", "rc_registration", "rc_room_creation"):

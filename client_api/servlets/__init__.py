@@ -28,6 +28,7 @@ from client_api.servlets import (
     spaces,
     sync,
     tags,
+    threepids,
     to_device,
     versions,
 )
@@ -53,6 +54,7 @@ ROUTE_GROUPS: list[tuple[str, RegisterRoutes]] = [
     ("media", media.register_media_routes),
     ("client", tags.register_routes),
     ("client", misc.register_routes),
+    ("client", threepids.register_routes),
     ("client", directory.register_routes),
     ("client", spaces.register_routes),
     ("client", ephemeral.register_routes),

@@ -12,6 +12,13 @@ from typing import TYPE_CHECKING, Any
 from client_api.http import ApiRequest, Router
 from homeserver.accounts.passwords import MAX_PASSWORD_LENGTH
 from homeserver.accounts.service import MAX_DEVICE_ID_LENGTH, DeviceRequest
+from homeserver.accounts.threepids import (
+    EMAIL_STAGE,
+    PASSWORD_RESET,
+    REGISTRATION,
+    ValidatedThreepid,
+)
+from homeserver.accounts.uia import UiaResult
 from homeserver.errors import (
     Codes,
     InteractiveAuthRequired,
@@ -88,6 +95,12 @@ async def password_uia(hs: HomeServer, request: ApiRequest, body: dict[str, Any]
         raise
 
 
+def validated_threepid(result: UiaResult) -> ValidatedThreepid | None:
+    """The address the m.login.email.identity stage validated, if the flow had that stage."""
+    found = result.results.get(EMAIL_STAGE)
+    return ValidatedThreepid.from_json(found) if found is not None else None
+
+
 def _device_request(body: dict[str, Any]) -> DeviceRequest:
     device_id = optional_str(body, "device_id")
     if device_id is not None and not 0 < len(device_id) <= MAX_DEVICE_ID_LENGTH:
@@ -145,11 +158,17 @@ def _register_registration(router: Router, hs: HomeServer) -> None:
         user_id = None
         if params.username is not None:
             user_id = await hs.accounts.check_username(params.username)
-        await hs.accounts.uia.check(body.get("auth"), flows, request.path, "POST", None)
+        email_stage = {EMAIL_STAGE: hs.threepids.stage_checker(REGISTRATION)}
+        result = await hs.accounts.uia.check(
+            body.get("auth"), flows, request.path, "POST", None, checkers=email_stage
+        )
         # Checked only now: clients probe for the flows with an empty body first.
         if params.password is None:
             raise bad_json("Missing password")
-        user_id = await hs.accounts.create_account(user_id, params.password)
+        threepid = validated_threepid(result)
+        user_id = await hs.accounts.create_account(user_id, params.password, threepid=threepid)
+        if threepid is not None:
+            await hs.threepids.consume(threepid)
         record(limiter, request.client_ip)
         if params.inhibit_login:
             return 200, {"user_id": user_id, "home_server": hs.server_name}
@@ -190,7 +209,7 @@ def _register_sessions(router: Router, hs: HomeServer) -> None:
         if body.get("type") != "m.login.password":
             raise MatrixError(400, Codes.UNKNOWN, "Unknown login type")
         device = _device_request(body)
-        user_id = hs.accounts.user_id_from_identifier(body)
+        user_id = await hs.accounts.user_id_from_identifier(body)
         canonical = await _check_login_password(hs, user_id, body.get("password"))
         # Synapse's rc_login.account: successful logins per account.
         hs.rate_limiters["login_account"].check(canonical.lower())
@@ -248,21 +267,44 @@ def _register_account(router: Router, hs: HomeServer) -> None:
         return 200, result
 
     async def change_password(request: ApiRequest) -> tuple[int, Any]:
-        # Access token required (auth="required"): the spec lets this endpoint go without one
-        # only for a reset proven by email, which this server cannot send. Without a token a
-        # client gets 401 M_MISSING_TOKEN, the clearest answer we can give.
-        requester = request.requester
-        assert requester is not None
+        # The access token is optional: without one, the account is the one whose address the
+        # email stage validated (a password reset).
         body = request.json()
         new_password = optional_str(body, "new_password")
         check_password_length(new_password, "new_password")
         logout_devices = optional_bool(body, "logout_devices", True)
+        requester = request.requester
+        if requester is None:
+            return await reset_password(request, body, new_password, logout_devices)
         await password_uia(hs, request, body)
         if not new_password:
             raise bad_json("Missing new_password")
         await hs.accounts.change_password(
             requester.user_id, new_password, requester.device_id, logout_devices
         )
+        return 200, {}
+
+    async def reset_password(
+        request: ApiRequest, body: dict[str, Any], new_password: str | None, logout_devices: bool
+    ) -> tuple[int, Any]:
+        if not hs.threepids.enabled:
+            # Nothing but an access token can say whose password this is.
+            raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
+        email_stage = {EMAIL_STAGE: hs.threepids.stage_checker(PASSWORD_RESET)}
+        result = await hs.accounts.uia.check(
+            body.get("auth"), [[EMAIL_STAGE]], request.path, "POST", None, checkers=email_stage
+        )
+        if not new_password:
+            raise bad_json("Missing new_password")
+        threepid = validated_threepid(result)
+        assert threepid is not None  # the only flow has the email stage
+        user_id = await hs.threepids.find_user(threepid.medium, threepid.address)
+        if user_id is None:
+            # The address was removed from its account after the mail was sent.
+            raise MatrixError(400, Codes.THREEPID_NOT_FOUND, "No account has this address")
+        # No device of the requester to keep: a reset logs out every device (unless asked not).
+        await hs.accounts.change_password(user_id, new_password, None, logout_devices)
+        await hs.threepids.consume(threepid)
         return 200, {}
 
     async def deactivate(request: ApiRequest) -> tuple[int, Any]:
@@ -278,5 +320,5 @@ def _register_account(router: Router, hs: HomeServer) -> None:
         return 200, {"id_server_unbind_result": "success"}
 
     router.add_client("GET", "/account/whoami", whoami, allow_guest=True)
-    router.add_client("POST", "/account/password", change_password)
+    router.add_client("POST", "/account/password", change_password, auth="optional")
     router.add_client("POST", "/account/deactivate", deactivate)

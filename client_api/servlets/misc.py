@@ -1,4 +1,4 @@
-"""The smaller client endpoints: third-party IDs, OpenID, reporting content, whois, TURN.
+"""The smaller client endpoints: OpenID, reporting content, whois, TURN.
 
 Also the federation side of OpenID (`GET /_matrix/federation/v1/openid/userinfo`), which a
 third party calls to turn a user's OpenID token back into their user ID.
@@ -29,9 +29,6 @@ OPENID_TOKEN_LIFETIME_S = 3600
 # Event reports once carried a score from -100 (most offensive) to 0; removed in v1.18, but
 # clients of the versions we advertise may still send one.
 SCORE_RANGE = range(-100, 1)
-# Error codes only this module uses.
-SERVER_NOT_TRUSTED = "M_SERVER_NOT_TRUSTED"
-THREEPID_MEDIUM_NOT_SUPPORTED = "M_THREEPID_MEDIUM_NOT_SUPPORTED"
 
 
 def _requester(request: ApiRequest) -> Requester:
@@ -39,77 +36,11 @@ def _requester(request: ApiRequest) -> Requester:
     return request.requester
 
 
-def _require_keys(body: dict[str, Any], *keys: str) -> None:
-    for key in keys:
-        if not isinstance(body.get(key), str):
-            raise bad_json(f"{key} is required and must be a string")
-
-
 def _room_id(request: ApiRequest) -> str:
     room_id = request.path_params["roomId"]
     if not room_id.startswith("!"):
         raise MatrixError(400, Codes.INVALID_PARAM, "Not a room ID")
     return room_id
-
-
-# -- third-party identifiers -------------------------------------------------------------------
-#
-# This server keeps no email addresses or phone numbers and talks to no identity server, and
-# says so: /capabilities has m.3pid_changes disabled, the list is empty, and every change is
-# refused with the spec's error for it rather than pretending to succeed.
-
-
-def _no_3pid_changes() -> MatrixError:
-    return forbidden("Third-party identifiers cannot be changed on this server")
-
-
-def register_threepid_routes(router: Router, hs: HomeServer) -> None:
-    async def list_threepids(request: ApiRequest) -> tuple[int, Any]:
-        return 200, {"threepids": []}
-
-    async def add_deprecated(request: ApiRequest) -> tuple[int, Any]:
-        if not isinstance(request.json().get("three_pid_creds"), dict):
-            raise bad_json("three_pid_creds is required and must be an object")
-        raise _no_3pid_changes()
-
-    async def add(request: ApiRequest) -> tuple[int, Any]:
-        _require_keys(request.json(), "client_secret", "sid")
-        raise _no_3pid_changes()
-
-    async def delete(request: ApiRequest) -> tuple[int, Any]:
-        _require_keys(request.json(), "medium", "address")
-        raise _no_3pid_changes()
-
-    async def bind(request: ApiRequest) -> tuple[int, Any]:
-        _require_keys(request.json(), "client_secret", "id_server", "id_access_token", "sid")
-        raise MatrixError(
-            400, SERVER_NOT_TRUSTED, "This server does not work with identity servers"
-        )
-
-    async def unbind(request: ApiRequest) -> tuple[int, Any]:
-        _require_keys(request.json(), "medium", "address")
-        # The spec's own answer when the homeserver cannot unbind: nothing was done.
-        return 200, {"id_server_unbind_result": "no-support"}
-
-    async def request_token(request: ApiRequest) -> tuple[int, Any]:
-        request.json()
-        raise MatrixError(
-            400,
-            THREEPID_MEDIUM_NOT_SUPPORTED,
-            "This server does not support adding email addresses or phone numbers",
-        )
-
-    router.add_client("GET", "/account/3pid", list_threepids)
-    router.add_client("POST", "/account/3pid", add_deprecated)
-    router.add_client("POST", "/account/3pid/add", add)
-    router.add_client("POST", "/account/3pid/delete", delete)
-    router.add_client("POST", "/account/3pid/bind", bind)
-    router.add_client("POST", "/account/3pid/unbind", unbind)
-    # No access token in the spec: these come before the account has the address.
-    for medium in ("email", "msisdn"):
-        router.add_client(
-            "POST", f"/account/3pid/{medium}/requestToken", request_token, auth="none"
-        )
 
 
 # -- OpenID ------------------------------------------------------------------------------------
@@ -327,7 +258,6 @@ def register_voip_routes(router: Router, hs: HomeServer) -> None:
 
 def register_routes(router: Router, hs: HomeServer) -> None:
     """The client API routes of this module (the federation one is registered apart)."""
-    register_threepid_routes(router, hs)
     register_openid_routes(router, hs)
     register_report_routes(router, hs)
     register_whois_routes(router, hs)

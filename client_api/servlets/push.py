@@ -1,5 +1,5 @@
-"""Push notifications (client-server spec, "Push Notifications"): /pushrules and
-/notifications."""
+"""Push notifications (client-server spec, "Push Notifications"): /pushrules,
+/notifications, /pushers, and MSC4174's /pushers/ack for Web Push pushers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from client_api.http import ApiRequest, Router
 from homeserver.errors import Codes, MatrixError
+from push.pushers import pusher_json
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -98,3 +99,23 @@ def register_routes(router: Router, hs: HomeServer) -> None:
         return 200, answer
 
     router.add_client("GET", "/notifications", notifications)
+
+    async def get_pushers(request: ApiRequest) -> tuple[int, Any]:
+        pushers = await hs.storage.pushers.get_for_user(_user(request))
+        return 200, {"pushers": [pusher_json(p) for p in pushers]}
+
+    async def set_pusher(request: ApiRequest) -> tuple[int, Any]:
+        assert request.requester is not None
+        status = await hs.pushers.set_pusher(
+            request.requester.user_id, request.requester.device_id, request.json()
+        )
+        return status, {}
+
+    async def ack_pusher(request: ApiRequest) -> tuple[int, Any]:
+        await hs.pushers.ack(_user(request), request.json())
+        return 200, {}
+
+    router.add_client("GET", "/pushers", get_pushers)
+    router.add_client("POST", "/pushers/set", set_pusher)
+    router.add_client("POST", "/pushers/ack", ack_pusher)
+    router.add("POST", "/_matrix/client/unstable/org.matrix.msc4174/pushers/ack", ack_pusher)

@@ -30,6 +30,10 @@ def register_routes(router: Router, hs: HomeServer) -> None:
     async def well_known(request: ApiRequest) -> tuple[int, Any]:
         return 200, {"m.homeserver": {"base_url": hs.config.public_baseurl}}
 
+    webpush: dict[str, Any] = {"enabled": False}
+    if hs.pushers.webpush is not None:
+        webpush = {"enabled": True, "vapid": hs.pushers.webpush.public_key}
+
     async def capabilities(request: ApiRequest) -> tuple[int, Any]:
         return 200, {
             "capabilities": {
@@ -40,8 +44,11 @@ def register_routes(router: Router, hs: HomeServer) -> None:
                 "m.change_password": {"enabled": True},
                 "m.set_displayname": {"enabled": True},
                 "m.set_avatar_url": {"enabled": True},
-                "m.3pid_changes": {"enabled": False},
+                # Addresses can be added and removed when they can be validated by mail.
+                "m.3pid_changes": {"enabled": hs.threepids.enabled},
                 "m.get_login_token": {"enabled": False},
+                # Web Push pushers (MSC4174), under its stable and its unstable name.
+                **dict.fromkeys(("m.webpush", "org.matrix.msc4174.webpush"), webpush),
             }
         }
 

@@ -16,6 +16,12 @@ from typing import Any
 
 from homeserver.accounts import passwords
 from homeserver.accounts.auth import hash_token, new_token
+from homeserver.accounts.threepids import (
+    EMAIL_STAGE,
+    ValidatedThreepid,
+    canonicalise_email,
+    threepid_in_use,
+)
 from homeserver.accounts.uia import InteractiveAuth, check_dummy
 from homeserver.clock import Clock
 from homeserver.config import HomeServerConfig
@@ -29,6 +35,7 @@ from homeserver.identifiers import (
 from homeserver.rooms.event_creation import EventDraft
 from homeserver.rooms.membership import MembershipService
 from storage.store import Storage
+from storage.threepids import Threepid, ThreepidInUse
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +90,17 @@ class AccountService:
     def registration_flows(self) -> list[list[str]]:
         """The flows /register offers; 403 when registration is closed."""
         config = self.config
-        if not (config.enable_registration and config.enable_registration_without_verification):
-            # Without verification enabled there is no stage we could offer (no email, captcha
-            # or registration tokens yet), so registration is closed.
+        if not config.enable_registration:
             raise forbidden("Registration has been disabled")
+        if "email" in config.registrations_require_3pid:
+            return [[EMAIL_STAGE]]
+        if not config.enable_registration_without_verification:
+            # The config refuses this combination; a server without a verification method
+            # it may skip offers nothing rather than sign-ups without verification.
+            raise forbidden("Registration has been disabled")
+        if config.email is not None:
+            # As in Synapse: an address is optional, and validated when one is given.
+            return [["m.login.dummy"], [EMAIL_STAGE]]
         return [["m.login.dummy"]]
 
     async def check_username(self, username: str) -> str:
@@ -116,30 +130,58 @@ class AccountService:
         is_admin: bool = False,
         is_guest: bool = False,
         displayname: str | None = None,
+        threepid: ValidatedThreepid | None = None,
     ) -> str:
-        """Creates the account (with a generated numeric ID when user_id is None)."""
+        """Creates the account (with a generated numeric ID when user_id is None), with the
+        validated `threepid` bound to it (400 M_THREEPID_IN_USE, and no account, if another
+        account has the address by now)."""
         password_hash = None
         if password is not None:
             password_hash = await passwords.hash_password(password, self.config.bcrypt_rounds)
         now = self.clock.time_msec()
-        if user_id is not None:
-            # The default display name is the localpart, as Synapse sets it.
-            name = displayname if displayname is not None else user_id[1:].split(":", 1)[0]
-            created = await self.store.create_user(
-                user_id,
-                password_hash,
-                now,
-                is_admin=is_admin,
-                displayname=name,
-                is_guest=is_guest,
+        try:
+            if user_id is not None:
+                await self._create_named_account(
+                    user_id, password_hash, now, is_admin, is_guest, displayname, threepid
+                )
+                return user_id
+            return await self._create_numeric_account(
+                password_hash, now, is_admin, is_guest, threepid
             )
-            if not created:
-                raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken")
-            return user_id
-        return await self._create_numeric_account(password_hash, now, is_admin, is_guest)
+        except ThreepidInUse:
+            raise threepid_in_use() from None
+
+    async def _create_named_account(
+        self,
+        user_id: str,
+        password_hash: str | None,
+        now: int,
+        is_admin: bool,
+        is_guest: bool,
+        displayname: str | None,
+        threepid: ValidatedThreepid | None,
+    ) -> None:
+        # The default display name is the localpart, as Synapse sets it.
+        name = displayname if displayname is not None else user_id[1:].split(":", 1)[0]
+        created = await self.store.create_user(
+            user_id,
+            password_hash,
+            now,
+            is_admin=is_admin,
+            displayname=name,
+            is_guest=is_guest,
+            threepid=_bound(threepid, user_id, now),
+        )
+        if not created:
+            raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken")
 
     async def _create_numeric_account(
-        self, password_hash: str | None, now: int, is_admin: bool, is_guest: bool
+        self,
+        password_hash: str | None,
+        now: int,
+        is_admin: bool,
+        is_guest: bool,
+        threepid: ValidatedThreepid | None,
     ) -> str:
         for _ in range(10):
             localpart = str(10**9 + secrets.randbelow(9 * 10**9))
@@ -151,6 +193,7 @@ class AccountService:
                 is_admin=is_admin,
                 displayname=localpart,
                 is_guest=is_guest,
+                threepid=_bound(threepid, user_id, now),
             ):
                 return user_id
         raise MatrixError(500, Codes.UNKNOWN, "Could not allocate a user ID")
@@ -250,22 +293,26 @@ class AccountService:
 
     # Passwords and login ------------------------------------------------------------------------
 
-    def user_id_from_identifier(self, body: dict[str, Any]) -> str:
+    async def user_id_from_identifier(self, body: dict[str, Any]) -> str:
         """The user ID a login (or m.login.password stage) names, not yet checked to exist.
 
-        Accepts `identifier` of type m.id.user and the deprecated top-level `user`. Third-party
-        identifiers are refused as unknown: this server has no 3PIDs to look them up in.
+        Accepts `identifier` of type m.id.user or m.id.thirdparty (an address bound to an
+        account), and the deprecated top-level `user`, or `medium` and `address`. An address
+        no account has is refused like a wrong password (403), as the spec asks. Phone numbers
+        are never bound here, so m.id.phone always is.
         """
         identifier = body.get("identifier")
         if identifier is None:
             if "medium" in body or "address" in body:
-                raise forbidden(_BAD_LOGIN)
+                return await self._user_id_from_threepid(body)
             user = body.get("user")
         else:
             if not isinstance(identifier, dict):
                 raise bad_json("identifier must be an object")
             id_type = identifier.get("type")
-            if id_type in ("m.id.thirdparty", "m.id.phone"):
+            if id_type == "m.id.thirdparty":
+                return await self._user_id_from_threepid(identifier)
+            if id_type == "m.id.phone":
                 raise forbidden(_BAD_LOGIN)
             if id_type != "m.id.user":
                 raise MatrixError(400, Codes.UNKNOWN, f"Unknown identifier type {id_type!r}")
@@ -275,6 +322,21 @@ class AccountService:
         if user.startswith("@"):
             return user
         return user_id_from_localpart(user, self.server_name)
+
+    async def _user_id_from_threepid(self, identifier: dict[str, Any]) -> str:
+        medium, address = identifier.get("medium"), identifier.get("address")
+        if not isinstance(medium, str) or not isinstance(address, str):
+            raise bad_json("medium and address must be strings")
+        if medium != "email":
+            raise forbidden(_BAD_LOGIN)
+        try:
+            address = canonicalise_email(address)
+        except MatrixError:
+            raise forbidden(_BAD_LOGIN) from None
+        user_id = await self.storage.threepids.get_owner(medium, address)
+        if user_id is None:
+            raise forbidden(_BAD_LOGIN)
+        return user_id
 
     async def check_password(self, user_id: str, password: Any) -> str:
         """The canonical ID of the account `user_id` names if `password` is its password.
@@ -311,7 +373,7 @@ class AccountService:
         if user_id is None:
             raise forbidden("Log in first: the password stage confirms the logged-in user")
         if "identifier" in auth or "user" in auth:
-            named = self.user_id_from_identifier(auth)
+            named = await self.user_id_from_identifier(auth)
             if named.lower() != user_id.lower():
                 raise forbidden("You can only authenticate as yourself")
         await self.check_password(user_id, auth.get("password"))
@@ -389,6 +451,13 @@ class AccountService:
             return
         draft = EventDraft("m.room.member", user_id, content, state_key=user_id)
         await self.membership.creator.send(room_id, draft)
+
+
+def _bound(threepid: ValidatedThreepid | None, user_id: str, now: int) -> Threepid | None:
+    """The row that binds a validated address to a new account."""
+    if threepid is None:
+        return None
+    return Threepid(threepid.medium, threepid.address, user_id, threepid.validated_at, now)
 
 
 def _unknown_refresh_token() -> MatrixError:

@@ -9,13 +9,17 @@ Sessions live in the ui_auth_sessions table, so a flow survives a restart betwee
 session is bound to the URI, method and user it was created for: completing a password stage
 for "delete device A" must not authorise "deactivate account". A session ends when its flow
 completes (it has authorised the one operation it was made for) or after SESSION_LIFETIME_MS.
+
+A stage checker may return what the stage established (m.login.email.identity: which address
+was validated); the results of a session's stages come back in UiaResult.results, for the
+request that completes the flow, whichever earlier request completed the stage.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from homeserver.clock import Clock
@@ -31,8 +35,9 @@ _SWEEP_INTERVAL_MS = 5 * 60 * 1000
 
 Flows = Sequence[Sequence[str]]
 # Checks one stage's auth dict for the requesting user (None when nobody is logged in, as
-# during registration); raises MatrixError when the attempt failed.
-StageChecker = Callable[[dict[str, Any], "str | None"], Awaitable[None]]
+# during registration); raises MatrixError when the attempt failed. Returns None, or a JSON
+# object of what the stage established (kept with the session).
+StageChecker = Callable[[dict[str, Any], "str | None"], Awaitable[dict[str, Any] | None]]
 
 
 async def check_dummy(auth: dict[str, Any], user_id: str | None) -> None:
@@ -43,6 +48,8 @@ async def check_dummy(auth: dict[str, Any], user_id: str | None) -> None:
 class UiaResult:
     session_id: str | None
     completed: tuple[str, ...]
+    # stage -> what its checker returned, for the stages that returned something.
+    results: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +58,7 @@ class _Session:
     # never touches the database).
     session_id: str | None
     completed: list[str]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class InteractiveAuth:
@@ -70,9 +78,14 @@ class InteractiveAuth:
         method: str,
         user_id: str | None,
         params: Mapping[str, Any] | None = None,
+        checkers: Mapping[str, StageChecker] | None = None,
     ) -> UiaResult:
-        """Returns once a whole flow is complete; raises InteractiveAuthRequired until then."""
-        challenge = _Challenge(flows, dict(params or {}))
+        """Returns once a whole flow is complete; raises InteractiveAuthRequired until then.
+
+        `checkers` adds stages that only this endpoint offers, or that need to know what the
+        endpoint is for (the email stage accepts only addresses validated for its purpose).
+        """
+        challenge = _Challenge(flows, dict(params or {}), {**self.checkers, **(checkers or {})})
         if auth is not None and not isinstance(auth, dict):
             raise bad_json("auth must be an object")
         session = await self._load_session(auth or {}, uri, method, user_id)
@@ -82,7 +95,7 @@ class InteractiveAuth:
         if _flow_complete(flows, session.completed):
             if session.session_id is not None:
                 await self.store.delete_uia_session(session.session_id)
-            return UiaResult(session.session_id, tuple(session.completed))
+            return UiaResult(session.session_id, tuple(session.completed), session.results)
         # The spec: a request without auth data never succeeds, even when only dummy is needed.
         await self._remember(session, uri, method, user_id)
         raise InteractiveAuthRequired(challenge.body(session))
@@ -100,14 +113,14 @@ class InteractiveAuth:
         now = self.clock.time_msec()
         if stored is None or now - stored[4] > SESSION_LIFETIME_MS:
             raise MatrixError(400, Codes.UNKNOWN, "Unknown or expired session ID")
-        stored_user, stored_uri, stored_method, completed, _ = stored
+        stored_user, stored_uri, stored_method, completed, _, results = stored
         if (stored_uri, stored_method) != (uri, method):
             raise forbidden(
                 "Requested operation has changed during the user-interactive auth session"
             )
         if stored_user != user_id:
             raise forbidden("This user-interactive auth session belongs to another user")
-        return _Session(session_id, [str(stage) for stage in completed])
+        return _Session(session_id, [str(stage) for stage in completed], dict(results))
 
     async def _attempt(
         self,
@@ -124,37 +137,41 @@ class InteractiveAuth:
         if stage in session.completed:
             # Completed stages cannot be retried; answer as for a request with only the session.
             return
-        error = await self._run_stage(stage, auth, challenge.flows, session.completed, user_id)
-        if error is not None:
+        outcome = await self._run_stage(stage, auth, challenge, session.completed, user_id)
+        if isinstance(outcome, MatrixError):
             await self._remember(session, uri, method, user_id)
-            raise InteractiveAuthRequired(challenge.body(session, error))
+            raise InteractiveAuthRequired(challenge.body(session, outcome))
         session.completed.append(stage)
+        if outcome is not None:
+            session.results[stage] = outcome
         if session.session_id is not None and not _flow_complete(
             challenge.flows, session.completed
         ):
-            await self.store.set_uia_completed(session.session_id, session.completed)
+            await self.store.set_uia_completed(
+                session.session_id, session.completed, session.results
+            )
 
     async def _run_stage(
         self,
         stage: str,
         auth: dict[str, Any],
-        flows: Flows,
+        challenge: _Challenge,
         completed: list[str],
         user_id: str | None,
-    ) -> MatrixError | None:
-        """None when the stage succeeded, else the error to show with the flows."""
-        checker = self.checkers.get(stage)
+    ) -> MatrixError | dict[str, Any] | None:
+        """The error to show with the flows when the stage failed, else its result."""
+        flows = challenge.flows
+        checker = challenge.checkers.get(stage)
         if checker is None or not any(stage in flow for flow in flows):
             return MatrixError(401, Codes.UNRECOGNIZED, f"Auth type {stage} is not offered here")
         if not _is_next_stage(flows, completed, stage):
             return forbidden(f"Auth stage {stage} is not the next stage of any flow")
         try:
-            await checker(auth, user_id)
+            return await checker(auth, user_id)
         except MatrixError as error:
             if error.http_status == 429:
                 raise  # rate limiting is not a failed attempt the client should retry now
             return error
-        return None
 
     async def _remember(
         self, session: _Session, uri: str, method: str, user_id: str | None
@@ -165,7 +182,9 @@ class InteractiveAuth:
         now = self.clock.time_msec()
         await self.store.create_uia_session(session.session_id, user_id, uri, method, now)
         if session.completed:
-            await self.store.set_uia_completed(session.session_id, session.completed)
+            await self.store.set_uia_completed(
+                session.session_id, session.completed, session.results
+            )
         await self._maybe_sweep(now)
 
     async def _maybe_sweep(self, now: int) -> None:
@@ -183,6 +202,7 @@ class InteractiveAuth:
 class _Challenge:
     flows: Flows
     params: dict[str, Any]
+    checkers: Mapping[str, StageChecker]
 
     def body(self, session: _Session, error: MatrixError | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -425,7 +425,7 @@ def test_unknown_keys_warn_but_load(tmp_path: Path, caplog: pytest.LogCaptureFix
         MINIMAL
         + textwrap.dedent(
             """\
-            email: {smtp_host: mail}
+            sso: {client_whitelist: []}
             rc_message: {per_second: 1, burst: 3}
             database: {name: sqlite3, args: {database: x.db, journal: wal}}
             """
@@ -434,7 +434,7 @@ def test_unknown_keys_warn_but_load(tmp_path: Path, caplog: pytest.LogCaptureFix
     config = load_config(path)
     assert config.rc_message.per_second == 1.0
     messages = [r.getMessage() for r in caplog.records]
-    assert f"{path}: unknown key 'email' ignored" in messages
+    assert f"{path}: unknown key 'sso' ignored" in messages
     assert f"{path}: unknown key 'rc_message.burst' ignored" in messages
     assert f"{path}: unknown key 'database.args.journal' ignored" in messages
 

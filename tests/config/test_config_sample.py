@@ -43,7 +43,7 @@ def test_sample_values_are_the_defaults(tmp_path: Path) -> None:
 
 def test_sample_documents_every_known_key() -> None:
     text = SAMPLE.read_text()
-    mentioned = set(re.findall(r"[a-z_]+", text))
+    mentioned = set(re.findall(r"[a-z0-9_]+", text))
     assert KNOWN_TOP_LEVEL_KEYS - mentioned == set()
 
 

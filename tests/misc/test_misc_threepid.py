@@ -1,4 +1,5 @@
-"""Third-party IDs on a server without them, and endpoints this server does not implement."""
+"""Third-party IDs on a server without an email section, and endpoints this server does not
+implement. (With email: tests/email.)"""
 
 from __future__ import annotations
 
@@ -63,12 +64,15 @@ class ThreepidTests(ClientTestCase):
             "phone_number": "07700900001",
             "send_attempt": 1,
         }
-        for medium, body in (("email", email), ("msisdn", msisdn)):
-            # No access token needed (nor given) for these.
-            response = await self.client.post(f"{V3}/account/3pid/{medium}/requestToken", body)
-            self.assertEqual(
-                (response.code, response.json["errcode"]), (400, "M_THREEPID_MEDIUM_NOT_SUPPORTED")
-            )
+        for path in ("/register", "/account/3pid", "/account/password"):
+            for medium, body in (("email", email), ("msisdn", msisdn)):
+                # No access token needed (nor given) for these.
+                response = await self.client.post(f"{V3}{path}/{medium}/requestToken", body)
+                self.assertEqual(
+                    (response.code, response.json["errcode"]),
+                    (400, "M_THREEPID_MEDIUM_NOT_SUPPORTED"),
+                    f"{path}/{medium}",
+                )
         not_json = await self.client.request(
             "POST", f"{V3}/account/3pid/email/requestToken", raw=b"{nope"
         )
@@ -94,3 +98,10 @@ class UnrecognizedTests(ClientTestCase):
         response = await self.client.get(f"{V3}/account/3pid/add", self.alice_token)
         self.assertEqual((response.code, response.json["errcode"]), (405, "M_UNRECOGNIZED"))
         self.assertIn("POST", response.headers.getRawHeaders("Allow")[0])
+
+
+class PasswordResetWithoutEmailTests(ClientTestCase):
+    @async_test
+    async def test_password_change_needs_a_token(self) -> None:
+        response = await self.client.post(f"{V3}/account/password", {"new_password": "x"})
+        self.assertEqual((response.code, response.json["errcode"]), (401, "M_MISSING_TOKEN"))

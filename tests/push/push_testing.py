@@ -1,0 +1,144 @@
+"""A recording HTTPS receiver on loopback (a push gateway, or a browser's push service) whose
+certificate the homeserver is made to trust, as a real one's would be.
+
+The certificate is written to a CA bundle file and `SSL_CERT_FILE` points at it for the test,
+which is how an operator adds a private CA to the system trust the pushers use.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.internet import defer, reactor, ssl
+from twisted.web import resource, server
+
+# (status, JSON body) the receiver answers with, given the request's path and body.
+Responder = Callable[[str, bytes], tuple[int, Any]]
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def write_trusted_cert(directory: str) -> tuple[str, str]:
+    """A self-signed certificate for "localhost" and 127.0.0.1: (cert path, key path)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = os.path.join(directory, "receiver.crt")
+    key_path = os.path.join(directory, "receiver.key")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class _Recorder(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, receiver: HttpsReceiver) -> None:
+        super().__init__()
+        self.receiver = receiver
+
+    def render_POST(self, request: Any) -> bytes:
+        body = request.content.read()
+        path = request.path.decode("utf-8")
+        headers = {k.decode().lower(): v[0].decode() for k, v in
+                   request.requestHeaders.getAllRawHeaders()}
+        self.receiver.received.append(Received(path, headers, body))
+        status, answer = self.receiver.responder(path, body)
+        request.setResponseCode(status)
+        request.setHeader(b"Content-Type", b"application/json")
+        waiters, self.receiver.waiters = self.receiver.waiters, []
+        for waiter in waiters:
+            reactor.callLater(0, _fire, waiter)
+        return json.dumps(answer).encode("utf-8")
+
+
+def _fire(waiter: defer.Deferred) -> None:
+    if not waiter.called:
+        waiter.callback(None)
+
+
+@dataclass
+class HttpsReceiver:
+    """Listens on 127.0.0.1 with a certificate for localhost; URLs use "localhost"."""
+
+    responder: Responder = lambda path, body: (200, {})  # noqa: E731
+    received: list[Received] = field(default_factory=list)
+    waiters: list[defer.Deferred] = field(default_factory=list)
+
+    def start(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="hs-receiver-")
+        self.cert_path, key_path = write_trusted_cert(self._tmp.name)
+        with open(self.cert_path, "rb") as f:
+            cert_pem = f.read()
+        with open(key_path, "rb") as f:
+            key_pem = f.read()
+        options = ssl.PrivateCertificate.loadPEM(cert_pem + key_pem).options()
+        self.port = reactor.listenSSL(0, server.Site(_Recorder(self)), options,
+                                      interface="127.0.0.1")
+        self._old_cert_file = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = self.cert_path
+
+    async def stop(self) -> None:
+        if self._old_cert_file is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = self._old_cert_file
+        await self.port.stopListening()
+        self._tmp.cleanup()
+
+    def url(self, path: str) -> str:
+        return f"https://localhost:{self.port.getHost().port}{path}"
+
+    async def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
+        """Until `count` requests arrived (fails after `timeout_s`)."""
+        deadline = reactor.seconds() + timeout_s
+        while len(self.received) < count:
+            if reactor.seconds() > deadline:
+                raise AssertionError(f"only {len(self.received)} of {count} requests arrived")
+            waiter: defer.Deferred = defer.Deferred()
+            self.waiters.append(waiter)
+            timer = reactor.callLater(0.2, _fire, waiter)
+            await waiter
+            if timer.active():
+                timer.cancel()
+        return self.received[:count]
