@@ -221,6 +221,8 @@ class EmailConfig:
     # Templates here override the bundled ones of the same name.
     template_dir: str | None
     validation_token_lifetime_ms: int
+    # Email pushers mail a notification still unread this long after it arrived.
+    notif_delay_before_mail_ms: int
 
 
 @dataclass(frozen=True)
@@ -843,6 +845,7 @@ _EMAIL_KEYS = {
     "app_name",
     "template_dir",
     "validation_token_lifetime",
+    "notif_delay_before_mail",
 }
 
 
@@ -877,6 +880,9 @@ def _email(top: _Section) -> EmailConfig | None:
         app_name=app_name,
         template_dir=_template_dir(email),
         validation_token_lifetime_ms=lifetime,
+        notif_delay_before_mail_ms=email.get(
+            "notif_delay_before_mail", 10 * 60 * 1000, _check_duration
+        ),
     )
 
 

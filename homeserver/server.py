@@ -121,7 +121,7 @@ class HomeServer:
         # One cache of ignore lists, shared by /sync and /messages.
         self.ignored_users = IgnoredUsers(self.storage)
         self.push_rules = PushRulesService(self.storage, self.notifier)
-        self.pushers = build_pusher_pool(config, reactor, self.storage, self.clock)
+        self.pushers = build_pusher_pool(config, reactor, self.storage, self.clock, self.mailer)
         # Every new event runs through the local members' push rules before it is written;
         # once written, the pushers of the users it notifies wake up.
         self.storage.persister.preparers.append(

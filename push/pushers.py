@@ -21,6 +21,7 @@ from twisted.internet import defer
 from homeserver.errors import Codes, MatrixError, bad_json, not_found
 from homeserver.http_client import HttpClient, system_trust_policy
 from push.delivery import GatewayDelivery, Outcome, WebPushDelivery, load_vapid_key
+from push.email_digest import EMAIL_APP_ID, EmailDigests
 from push.payload import PushContext, notification, tweaks
 from storage.lru import LruCache
 from storage.push_actions import Notification
@@ -30,14 +31,17 @@ if TYPE_CHECKING:
     from homeserver.clock import Clock
     from homeserver.config import HomeServerConfig
     from homeserver.events.event import Event
+    from homeserver.mail.mailer import Mailer
     from storage.store import Storage
 
 logger = logging.getLogger(__name__)
 
 WEBPUSH_KINDS = ("webpush", "org.matrix.msc4174.webpush")
+EMAIL_KIND = "email"
 ACK_TOKEN_LIFETIME_MS = 5 * 60 * 1000
 GIVE_UP_AFTER_MS = 24 * 60 * 60 * 1000
 BATCH = 20
+MAIL_BATCH = 100
 MAX_PUSHKEY_BYTES = 512
 MAX_APP_ID_CHARS = 64
 
@@ -61,6 +65,8 @@ class PusherPool:
         gateway: GatewayDelivery,
         webpush: WebPushDelivery | None,
         *,
+        email: EmailDigests | None = None,
+        email_delay_ms: int = 10 * 60 * 1000,
         enabled: bool = True,
         include_content: bool = True,
         initial_backoff_s: float = 1.0,
@@ -70,6 +76,9 @@ class PusherPool:
         self.clock = clock
         self.gateway = gateway
         self.webpush = webpush
+        # Missed-message mail: None when the server sends no mail.
+        self.email = email
+        self.email_delay_ms = email_delay_ms
         # False (push.enabled): pushers can be set up, but nothing is delivered.
         self.enabled = enabled
         self.include_content = include_content
@@ -131,6 +140,8 @@ class PusherPool:
                 self._remove(removed)
             return 200
         pusher = self._parse(user_id, device_id, kind, app_id, pushkey, body)
+        if kind == EMAIL_KIND:
+            await self._check_email_pusher(user_id, app_id, pushkey)
         existing = next((p for p in await self.storage.pushers.get_for_user(user_id)
                          if p.app_id == app_id and p.pushkey == pushkey), None)
         needs_ack = pusher.kind in WEBPUSH_KINDS and (
@@ -177,15 +188,25 @@ class PusherPool:
             worker.pusher.activated = True
             worker.pusher.ack_token = None
 
+    async def _check_email_pusher(self, user_id: str, app_id: str, address: str) -> None:
+        if app_id != EMAIL_APP_ID:
+            raise MatrixError(400, Codes.INVALID_PARAM, f"Email pushers have app_id {EMAIL_APP_ID}")
+        owned = await self.storage.threepids.get_threepids(user_id)
+        if not any(t.medium == "email" and t.address == address for t in owned):
+            raise MatrixError(400, Codes.INVALID_PARAM,
+                              "The pushkey must be an email address validated on this account")
+
     def _parse(self, user_id: str, device_id: str | None, kind: Any, app_id: str,
                pushkey: str, body: Mapping[str, Any]) -> Pusher:
-        if kind not in ("http", *WEBPUSH_KINDS) or (
-            kind in WEBPUSH_KINDS and self.webpush is None
-        ):
+        supported = {"http": True, EMAIL_KIND: self.email is not None,
+                     **dict.fromkeys(WEBPUSH_KINDS, self.webpush is not None)}
+        if not supported.get(kind, False):
             raise MatrixError(400, Codes.INVALID_PARAM, f"Unsupported pusher kind {kind!r}")
-        data = body.get("data")
+        data = body.get("data", {} if kind == EMAIL_KIND else None)
         if not isinstance(data, dict):
             raise MatrixError(400, Codes.MISSING_PARAM, "'data' is required")
+        if kind == EMAIL_KIND:
+            return self._pusher(user_id, device_id, kind, app_id, pushkey, body, data)
         url = data.get("url")
         if not isinstance(url, str) or not url.startswith("https://"):
             raise MatrixError(400, Codes.INVALID_PARAM, "data.url must be an HTTPS URL")
@@ -194,6 +215,10 @@ class PusherPool:
                               "data.url must have the path /_matrix/push/v1/notify")
         if kind in WEBPUSH_KINDS and not isinstance(data.get("auth"), str):
             raise MatrixError(400, Codes.MISSING_PARAM, "data.auth is required for Web Push")
+        return self._pusher(user_id, device_id, kind, app_id, pushkey, body, data)
+
+    def _pusher(self, user_id: str, device_id: str | None, kind: str, app_id: str,
+                pushkey: str, body: Mapping[str, Any], data: dict[str, Any]) -> Pusher:
         fields = {}
         for name in ("app_display_name", "device_display_name", "lang"):
             fields[name] = _required_str(body, name)
@@ -245,7 +270,10 @@ class PusherPool:
     async def _run(self, worker: _Worker) -> None:
         try:
             while not worker.stopped:
-                progressed = await self._push_batch(worker)
+                if worker.pusher.kind == EMAIL_KIND:
+                    progressed = await self._mail_batch(worker)
+                else:
+                    progressed = await self._push_batch(worker)
                 if progressed is None:
                     return  # backing off, or removed
                 if not progressed and not worker.more:
@@ -282,6 +310,26 @@ class PusherPool:
             pusher.last_stream_ordering = item.stream_ordering
             await self.storage.pushers.set_position(pusher.id, item.stream_ordering)
         return bool(due)
+
+    async def _mail_batch(self, worker: _Worker) -> bool | None:
+        """Mails a digest of what is still unread once the oldest of it is email_delay_ms old;
+        what the user read meanwhile is never mailed."""
+        pusher = worker.pusher
+        due = await self.storage.push_actions.get_unpushed(
+            pusher.user_id, pusher.last_stream_ordering, MAIL_BATCH
+        )
+        if not due or self.email is None:
+            return False
+        unread = [n for n in due if not n.read]
+        if unread:
+            wait_ms = unread[0].ts + self.email_delay_ms - self.clock.time_msec()
+            if wait_ms > 0:
+                worker.timer = self.clock.call_later(wait_ms / 1000, self._wake, worker)
+                return None
+            await self.email.send(pusher, unread)
+        pusher.last_stream_ordering = due[-1].stream_ordering
+        await self.storage.pushers.set_position(pusher.id, pusher.last_stream_ordering)
+        return True
 
     def _given_up(self, worker: _Worker) -> bool:
         now = self.clock.time_msec()
@@ -368,7 +416,7 @@ def _required_str(body: Mapping[str, Any], name: str) -> str:
 
 
 def build_pusher_pool(config: HomeServerConfig, reactor: Any, storage: Storage,
-                      clock: Clock) -> PusherPool:
+                      clock: Clock, mailer: Mailer | None) -> PusherPool:
     """The pool as the config says: one outbound client (ip_range_* apply; certificates
     checked against the system CA bundle, no redirects), Web Push if enabled."""
     http = HttpClient.from_config(config, reactor, tls_policy=system_trust_policy(), retries=0)
@@ -376,8 +424,11 @@ def build_pusher_pool(config: HomeServerConfig, reactor: Any, storage: Storage,
     if config.webpush is not None:
         key = load_vapid_key(config.webpush.vapid_private_key_path)
         webpush = WebPushDelivery(http, key, config.webpush.vapid_contact)
+    email = EmailDigests(storage, mailer, config.public_baseurl) if mailer else None
     return PusherPool(
         storage, clock, GatewayDelivery(http), webpush,
+        email=email,
+        email_delay_ms=config.email.notif_delay_before_mail_ms if config.email else 0,
         enabled=config.push.enabled,
         include_content=config.push.include_content,
         initial_backoff_s=config.push.retry_initial_backoff_ms / 1000,

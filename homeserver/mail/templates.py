@@ -29,6 +29,8 @@ TEMPLATE_NAMES = (
     "password_reset_confirmation.html",
     "password_reset_success.html",
     "password_reset_failure.html",
+    "notif_mail.html",
+    "notif_mail.txt",
 )
 
 
