@@ -87,7 +87,10 @@ class BulkPushEvaluator:
         return sorted(users)
 
     async def _view(self, event: Event, snapshot: RoomSnapshot) -> EventView:
-        power_levels = await self._state_content(snapshot, "m.room.power_levels")
+        levels_id = snapshot.state.get(("m.room.power_levels", ""))
+        levels = await self.storage.events.get_event(levels_id) if levels_id else None
+        # None (no power levels event at all) is not the same as an empty content.
+        power_levels = levels.content if levels is not None else None
         create_id = snapshot.state.get(("m.room.create", ""))
         create = await self.storage.events.get_event(create_id) if create_id else None
         sender_level = (
@@ -100,11 +103,6 @@ class BulkPushEvaluator:
             sender_power_level=int(min(sender_level, 2**62)),
             notification_levels=notifications if isinstance(notifications, Mapping) else {},
         )
-
-    async def _state_content(self, snapshot: RoomSnapshot, event_type: str) -> dict | None:
-        event_id = snapshot.state.get((event_type, ""))
-        event = await self.storage.events.get_event(event_id) if event_id else None
-        return event.content if event is not None else None
 
     async def _display_names(self, snapshot: RoomSnapshot, users: list[str]) -> dict[str, str]:
         """Room display names, loaded only for users whose rules ask (contains_display_name)."""

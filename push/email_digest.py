@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from homeserver.rooms.current_state import current_state_content
 from storage.push_actions import Notification
 
 if TYPE_CHECKING:
@@ -60,21 +61,14 @@ class EmailDigests:
             text = f"sent {event.type}"
         return {"sender": sender, "body": text}
 
-    async def _state_content(self, room_id: str, key: tuple[str, str]) -> dict[str, Any]:
-        snapshot = await self.storage.state.get_snapshot(room_id)
-        event_id = snapshot.state.get(key) if snapshot else None
-        event = await self.storage.events.get_event(event_id) if event_id else None
-        return event.content if event is not None else {}
-
     async def _member_name(self, room_id: str, user_id: str) -> str:
-        name = (await self._state_content(room_id, ("m.room.member", user_id))).get(
-            "displayname")
+        member = await current_state_content(self.storage, room_id, "m.room.member", user_id)
+        name = member.get("displayname")
         return name if isinstance(name, str) and name else user_id
 
     async def _room_title(self, room_id: str) -> str:
-        for key, field in ((("m.room.name", ""), "name"),
-                           (("m.room.canonical_alias", ""), "alias")):
-            value = (await self._state_content(room_id, key)).get(field)
+        for event_type, field in (("m.room.name", "name"), ("m.room.canonical_alias", "alias")):
+            value = (await current_state_content(self.storage, room_id, event_type)).get(field)
             if isinstance(value, str) and value:
                 return value
         return "a conversation"

@@ -20,6 +20,7 @@ from twisted.internet import defer
 
 from homeserver.errors import Codes, MatrixError, bad_json, not_found
 from homeserver.http_client import HttpClient, system_trust_policy
+from homeserver.rooms.current_state import current_state_content
 from push.delivery import GatewayDelivery, Outcome, WebPushDelivery, load_vapid_key
 from push.email_digest import EMAIL_APP_ID, EmailDigests
 from push.payload import PushContext, notification, tweaks
@@ -366,17 +367,12 @@ class PusherPool:
     async def _context(self, user_id: str, event: Event) -> PushContext:
         counts = await self.storage.push_actions.unread_counts(user_id)
         unread = sum(c.notifications for threads in counts.values() for c in threads.values())
-        snapshot = await self.storage.state.get_snapshot(event.room_id)
-        state = snapshot.state if snapshot else {}
+        def content(event_type: str, state_key: str = "") -> Any:
+            return current_state_content(self.storage, event.room_id, event_type, state_key)
 
-        async def content(key: tuple[str, str]) -> dict[str, Any]:
-            event_id = state.get(key)
-            found = await self.storage.events.get_event(event_id) if event_id else None
-            return found.content if found is not None else {}
-
-        name = (await content(("m.room.member", event.sender))).get("displayname")
-        room_name = (await content(("m.room.name", ""))).get("name")
-        alias = (await content(("m.room.canonical_alias", ""))).get("alias")
+        name = (await content("m.room.member", event.sender)).get("displayname")
+        room_name = (await content("m.room.name")).get("name")
+        alias = (await content("m.room.canonical_alias")).get("alias")
         return PushContext(
             user_id=user_id,
             unread_count=unread,

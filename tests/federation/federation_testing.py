@@ -7,6 +7,7 @@ straight to it; certificates are self-signed and not checked, and loopback is wh
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 import socket
 from typing import Any
@@ -30,12 +31,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_self_signed_cert(directory: str, host: str = "127.0.0.1") -> tuple[str, str]:
-    """A certificate and key for `host`, valid for a day; returns (cert path, key path)."""
+def write_self_signed_cert(
+    directory: str, host: str = "127.0.0.1", *, verifiable: bool = False
+) -> tuple[str, str]:
+    """A certificate and key for `host`, valid for a day; returns (cert path, key path).
+
+    `verifiable` adds what a client that checks certificates needs when the certificate is
+    also its own CA: subject alternative names (localhost and 127.0.0.1) and CA constraints."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -43,8 +49,13 @@ def write_self_signed_cert(directory: str, host: str = "127.0.0.1") -> tuple[str
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
     )
+    if verifiable:
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(names), critical=False
+        ).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    cert = builder.sign(key, hashes.SHA256())
     cert_path = os.path.join(directory, "tls.crt")
     key_path = os.path.join(directory, "tls.key")
     with open(cert_path, "wb") as f:

@@ -7,8 +7,6 @@ which is how an operator adds a private CA to the system trust the pushers use.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import tempfile
@@ -16,12 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from twisted.internet import defer, reactor, ssl
 from twisted.web import resource, server
+
+from tests.federation.federation_testing import write_self_signed_cert
 
 # (status, JSON body) the receiver answers with, given the request's path and body.
 Responder = Callable[[str, bytes], tuple[int, Any]]
@@ -35,39 +31,6 @@ class Received:
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-def write_trusted_cert(directory: str) -> tuple[str, str]:
-    """A self-signed certificate for "localhost" and 127.0.0.1: (cert path, key path)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = os.path.join(directory, "receiver.crt")
-    key_path = os.path.join(directory, "receiver.key")
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(key_path, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM,
-                                  serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 class _Recorder(resource.Resource):
@@ -107,7 +70,8 @@ class HttpsReceiver:
 
     def start(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="hs-receiver-")
-        self.cert_path, key_path = write_trusted_cert(self._tmp.name)
+        self.cert_path, key_path = write_self_signed_cert(self._tmp.name, "localhost",
+                                                         verifiable=True)
         with open(self.cert_path, "rb") as f:
             cert_pem = f.read()
         with open(key_path, "rb") as f:
