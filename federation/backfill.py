@@ -11,7 +11,7 @@ from federation.client import FederationError, federation_path
 from federation.joins import servers_in_room
 from federation.pdus import PduError, check_signatures_and_hash, parse_pdu
 from homeserver.events.event import Event
-from homeserver.rooms.remote_events import MissingState
+from homeserver.rooms.remote_events import MissingState, is_bare_outlier
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -68,7 +68,9 @@ class Backfiller:
         known = await self.hs.storage.events.get_events(
             [e.event_id for e in events], allow_rejected=True
         )
-        new = sorted((e for e in events if e.event_id not in known),
+        # Events we hold only as outliers (the state our join was handed) are history too.
+        new = sorted((e for e in events
+                      if e.event_id not in known or is_bare_outlier(known[e.event_id])),
                      key=lambda e: (e.depth, e.event_id))
         positions = self.hs.storage.persister.allocate_backfill_positions(len(new))
         for event, position in zip(new, positions, strict=True):
@@ -77,6 +79,8 @@ class Backfiller:
         return len(new)
 
     async def _state_if_needed(self, server: str, event: Event) -> dict | None:
+        if not event.prev_event_ids:
+            return {}  # the create event: nothing comes before it
         groups = await self.hs.storage.state.get_state_groups_after(event.prev_event_ids)
         if event.prev_event_ids and all(groups.get(p) is not None for p in event.prev_event_ids):
             return None

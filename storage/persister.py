@@ -69,6 +69,9 @@ class EventToPersist:
     # What the push rules decided for the local users this event notifies (set by the
     # preparers, see EventPersister.preparers); written with the event.
     push_actions: list[PushActionRow] = field(default_factory=list)
+    # The event is stored already as an outlier (state or auth chain handed to us) and now
+    # takes its place in the timeline: its row is replaced.
+    replaces_outlier: bool = False
 
 
 Observer = Callable[[list[Event]], None]
@@ -251,6 +254,10 @@ def _persist_txn(txn: Txn, items: list[EventToPersist], now_ms: int) -> None:
         event = item.event
         if event.type == "m.room.create" and event.state_key == "" and not event.outlier:
             _insert_room(txn, event, now_ms)
+    for item in items:
+        if item.replaces_outlier:
+            txn.execute("DELETE FROM event_edges WHERE event_id = ?", (item.event.event_id,))
+            txn.execute("DELETE FROM events WHERE event_id = ?", (item.event.event_id,))
     txn.executemany(
         "INSERT INTO events (event_id, stream_ordering, room_id, type, state_key, sender, depth,"
         " origin_server_ts, received_ts, outlier, rejected_reason, state_before, state_after, json)"

@@ -43,6 +43,12 @@ class MissingState(Exception):
         super().__init__(f"no state known at {', '.join(self.event_ids)}")
 
 
+def is_bare_outlier(event: Event) -> bool:
+    """Held only as state or auth chain we were handed (not soft-failed, which has a state
+    before it, and not rejected): history that backfill may still place in the timeline."""
+    return event.outlier and event.state_group_before is None and event.rejected_reason is None
+
+
 class RemoteEventHandler:
     def __init__(self, storage: Storage, locks: RoomLocks) -> None:
         self.storage = storage
@@ -115,10 +121,13 @@ class RemoteEventHandler:
         authorised as usual but leaves the room's current state and extremities alone."""
         async with self.locks.hold(event.room_id):
             stored = await self.storage.events.get_event(event.event_id, allow_rejected=True)
-            if stored is not None:
+            revived = backfilled_position is not None and stored is not None and is_bare_outlier(
+                stored)
+            if stored is not None and not revived:
                 return stored
             if backfilled_position is not None:
                 item = await self._plan_backfilled(event, state_before, backfilled_position)
+                item.replaces_outlier = revived
             else:
                 item = await self._plan(event, state_before)
             await self.storage.persister.persist([item])

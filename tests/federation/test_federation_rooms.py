@@ -187,6 +187,7 @@ class Backfill(TwoServersCase):
 
         bodies: list[str] = []
         ids: list[str] = []
+        types: list[str] = []
         token = None
         for _ in range(20):
             path = f"{V3}/rooms/{quote(room_id)}/messages?dir=b&limit=10"
@@ -195,6 +196,7 @@ class Backfill(TwoServersCase):
             self.assertEqual(response.code, 200, response.json)
             for event in response.json["chunk"]:
                 ids.append(event["event_id"])
+                types.append(event["type"])
                 if event["type"] == "m.room.message":
                     bodies.append(event["content"]["body"])
             token = response.json.get("end")
@@ -204,6 +206,9 @@ class Backfill(TwoServersCase):
         self.assertEqual(bodies, [f"old {i}" for i in reversed(range(30))])
         self.assertEqual(len(ids), len(set(ids)))
         self.assertTrue(set(sent) <= set(ids))
+        # The room's beginning too, though B first got those events as the state of its join.
+        self.assertEqual(types[-1], "m.room.create")
+        self.assertIn("m.room.power_levels", types)
         # History is not news: bob's next incremental sync does not replay it.
         sync = await self.b.client.get(
             f"{V3}/sync?since={before_paging}&timeout=500", self.bob_token
