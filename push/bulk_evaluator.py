@@ -17,7 +17,6 @@ from homeserver.identifiers import server_of
 from homeserver.relations.threads import MAIN_THREAD, thread_of
 from homeserver.rooms.power_levels import get_user_power_level
 from push.evaluator import EventView, first_match, interpret
-from push.rules import PushRule
 from push.rules_service import PushRulesService
 from storage.persister import EventToPersist
 from storage.push_actions import PushActionRow
@@ -57,8 +56,9 @@ class BulkPushEvaluator:
             return []
         rulesets = await self.rules.rulesets_for(users)
         view = await self._view(event, snapshot)
-        names = await self._display_names(snapshot, [u for u in users
-                                                     if _needs_display_name(rulesets[u])])
+        names = await self._display_names(
+            snapshot, [u for u in users if rulesets[u].needs_display_name]
+        )
         rows = []
         thread: str | None = None
         for user_id in users:
@@ -134,11 +134,3 @@ def _matchable(event: Event) -> dict[str, Any]:
     if event.state_key is not None:
         fields["state_key"] = event.state_key
     return fields
-
-
-def _needs_display_name(rules: list[PushRule]) -> bool:
-    return any(
-        rule.enabled and c.get("kind") == "contains_display_name"
-        for rule in rules
-        for c in rule.conditions
-    )

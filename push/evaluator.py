@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -21,7 +21,8 @@ _MEMBER_COUNT = re.compile(r"^(==|<=|>=|<|>)?([0-9]+)$")
 _MAX_SAFE = 2**53 - 1
 
 
-def split_path(path: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def split_path(path: str) -> tuple[str, ...]:
     """`content.m\\.mentions.user_ids` -> ["content", "m.mentions", "user_ids"] (spec appendix
     "Dot-separated property paths": `\\.` is a literal dot and `\\\\` a literal backslash)."""
     parts: list[str] = []
@@ -40,7 +41,7 @@ def split_path(path: str) -> list[str]:
             current.append(char)
         i += 1
     parts.append("".join(current))
-    return parts
+    return tuple(parts)
 
 
 _ABSENT = object()
@@ -88,6 +89,9 @@ class EventView:
     sender_power_level: int
     # The power levels' `notifications` content (what `sender_notification_permission` reads).
     notification_levels: Mapping[str, Any]
+    # id(rule) -> whether it matches this event: a server-default rule object is shared by
+    # every member's ruleset, so it is evaluated once per event, not once per member.
+    matched: dict[int, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def sender_may_notify(self, key: str) -> bool:
         required = self.notification_levels.get(key, 50 if key == "room" else None)
@@ -102,6 +106,11 @@ def condition_matches(
 ) -> bool:
     """One condition; unknown kinds and malformed conditions never match (spec: Conditions)."""
     kind = condition.get("kind")
+    if kind == "contains_display_name":
+        body = _lookup(view.event, "content.body")
+        if not display_name or not isinstance(body, str):
+            return False
+        return _display_name_regex(display_name).search(body) is not None
     if kind == "event_match":
         key, pattern = condition.get("key"), condition.get("pattern")
         if not isinstance(key, str) or not isinstance(pattern, str):
@@ -122,11 +131,6 @@ def condition_matches(
         return isinstance(value, list) and any(
             _is_simple_value(item) and _same_value(item, expected) for item in value
         )
-    if kind == "contains_display_name":
-        body = _lookup(view.event, "content.body")
-        if not display_name or not isinstance(body, str):
-            return False
-        return _display_name_regex(display_name).search(body) is not None
     if kind == "room_member_count":
         return _member_count_matches(condition.get("is"), view.member_count)
     if kind == "sender_notification_permission":
@@ -168,8 +172,14 @@ def first_match(
     rules: Sequence[PushRule], view: EventView, display_name: str | None = None
 ) -> PushRule | None:
     """The rule that decides what happens to the event for this ruleset's owner."""
+    matched = view.matched
     for rule in rules:
-        if rule_matches(rule, view, display_name):
+        found = matched.get(id(rule))
+        if found is None:
+            found = rule_matches(rule, view, display_name)
+            if not rule.uses_display_name:
+                matched[id(rule)] = found
+        if found:
             return rule
     return None
 

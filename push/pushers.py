@@ -41,6 +41,9 @@ WEBPUSH_KINDS = ("webpush", "org.matrix.msc4174.webpush")
 EMAIL_KIND = "email"
 ACK_TOKEN_LIFETIME_MS = 5 * 60 * 1000
 GIVE_UP_AFTER_MS = 24 * 60 * 60 * 1000
+# Notifications (GET /notifications, unread counts) are kept this long, swept once a day.
+NOTIFICATION_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
+SWEEP_INTERVAL_S = 24 * 60 * 60
 BATCH = 20
 MAIL_BATCH = 100
 MAX_PUSHKEY_BYTES = 512
@@ -86,6 +89,7 @@ class PusherPool:
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self._workers: dict[int, _Worker] = {}
+        self._sweeper: Any = None
         # event_id -> users it notifies, told by the evaluator before the event is written.
         self._recipients: LruCache[str, list[str]] = LruCache(10_000)
 
@@ -96,8 +100,20 @@ class PusherPool:
     async def start(self) -> None:
         for pusher in await self.storage.pushers.get_all():
             self._add(pusher)
+        self._sweeper = self.clock.looping_call(
+            SWEEP_INTERVAL_S, lambda: defer.ensureDeferred(self._sweep())
+        )
+
+    async def _sweep(self) -> None:
+        cutoff = self.clock.time_msec() - NOTIFICATION_RETENTION_MS
+        try:
+            await self.storage.push_actions.delete_older_than(cutoff)
+        except Exception:
+            logger.exception("Sweeping old notifications failed")
 
     async def stop(self) -> None:
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
         for worker in self._workers.values():
             self._halt(worker)
         self._workers.clear()

@@ -30,6 +30,13 @@ class PushRule:
     pattern: str | None = None
     enabled: bool = True
     default: bool = False
+    # Whether a condition reads the owner's display name: then whether the rule matches
+    # depends on whose rule it is, not only on the event.
+    uses_display_name: bool = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        uses = any(c.get("kind") == "contains_display_name" for c in self.conditions)
+        object.__setattr__(self, "uses_display_name", uses)
 
     def to_json(self) -> dict[str, Any]:
         """The rule as the client-server API shows it (`PushRule` in the spec)."""
@@ -116,9 +123,15 @@ class UserRules:
 
 
 def _owned(rule: PushRule, user_id: str) -> PushRule:
-    """A default rule with the owner placeholder replaced by `user_id`."""
+    """A default rule with the owner placeholder replaced by `user_id`.
+
+    Conditions without the placeholder stay the very same objects in every user's ruleset,
+    so the evaluator works each of them out once per event, not once per member."""
+    if not any(OWNER in c.values() for c in rule.conditions):
+        return rule
     conditions = tuple(
-        {k: (user_id if v == OWNER else v) for k, v in c.items()} for c in rule.conditions
+        {k: (user_id if v == OWNER else v) for k, v in c.items()} if OWNER in c.values() else c
+        for c in rule.conditions
     )
     return replace(rule, conditions=conditions)
 
@@ -133,7 +146,19 @@ def _with_change(rule: PushRule, change: DefaultRuleChange | None) -> PushRule:
     )
 
 
-def ruleset(user_id: str, user_rules: UserRules) -> list[PushRule]:
+class Ruleset(tuple[PushRule, ...]):
+    """A user's rules in evaluation order. Knows whether any enabled rule needs the user's
+    display name (the deprecated contains_display_name), which is then worth loading."""
+
+    needs_display_name: bool
+
+    def __new__(cls, rules: Iterable[PushRule]) -> Ruleset:
+        self = super().__new__(cls, rules)
+        self.needs_display_name = any(rule.enabled and rule.uses_display_name for rule in self)
+        return self
+
+
+def ruleset(user_id: str, user_rules: UserRules) -> Ruleset:
     """All of the user's rules in evaluation order."""
 
     def defaults(rules: Iterable[PushRule]) -> list[PushRule]:
@@ -144,7 +169,7 @@ def ruleset(user_id: str, user_rules: UserRules) -> list[PushRule]:
 
     own = {kind: [r for r in user_rules.rules if r.kind == kind] for kind in KINDS}
     master, *other_overrides = defaults(_DEFAULT_OVERRIDE)
-    return [
+    return Ruleset([
         master,
         *own["override"],
         *other_overrides,
@@ -153,7 +178,7 @@ def ruleset(user_id: str, user_rules: UserRules) -> list[PushRule]:
         *own["sender"],
         *own["underride"],
         *defaults(_DEFAULT_UNDERRIDE),
-    ]
+    ])
 
 
 def ruleset_json(rules: Iterable[PushRule]) -> dict[str, Any]:

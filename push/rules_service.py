@@ -11,6 +11,7 @@ from push.rules import (
     DEFAULT_RULES,
     KINDS,
     PushRule,
+    Ruleset,
     UserRules,
     find_rule,
     ruleset,
@@ -37,14 +38,14 @@ class PushRulesService:
         self.notifier = notifier
         # user_id -> (account data position when loaded, ruleset). A write bumps the user's
         # account data position (m.push_rules), which is what makes an entry stale.
-        self._cache: LruCache[str, tuple[int, list[PushRule]]] = LruCache(cache_size)
+        self._cache: LruCache[str, tuple[int, Ruleset]] = LruCache(cache_size)
 
     # -- reading -------------------------------------------------------------------------------
 
-    async def rulesets_for(self, user_ids: Iterable[str]) -> dict[str, list[PushRule]]:
+    async def rulesets_for(self, user_ids: Iterable[str]) -> dict[str, Ruleset]:
         """Each user's rules in evaluation order; one query for all those not cached."""
         changes = self.storage.account_data.changes
-        found: dict[str, list[PushRule]] = {}
+        found: dict[str, Ruleset] = {}
         missing = []
         for user_id in user_ids:
             entry = self._cache.get(user_id)
@@ -61,7 +62,7 @@ class PushRulesService:
                 found[user_id] = rules
         return found
 
-    async def get_ruleset(self, user_id: str) -> list[PushRule]:
+    async def get_ruleset(self, user_id: str) -> Ruleset:
         return (await self.rulesets_for([user_id]))[user_id]
 
     async def ruleset_json(self, user_id: str) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def write_push_actions(
     txn.executemany(
         "INSERT INTO event_push_actions (user_id, event_id, room_id, stream_ordering,"
         " thread_id, highlight, actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (user_id, event_id) DO NOTHING",
+        " ON CONFLICT (user_id, stream_ordering) DO NOTHING",
         [
             (row.user_id, event_id, room_id, position, row.thread_id, int(row.highlight),
              json.dumps(list(row.actions)), now_ms)
@@ -131,6 +131,8 @@ class PushActionStore:
         return [_notification(row) for row in rows]
 
     async def delete_older_than(self, ts: int) -> int:
+        """Forgets notifications written before `ts` (a rare sweep: no index serves it)."""
+
         def txn_fn(txn: Txn) -> int:
             txn.execute("DELETE FROM event_push_actions WHERE ts < ?", (ts,))
             return txn.rowcount

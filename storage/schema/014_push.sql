@@ -25,20 +25,18 @@ CREATE TABLE push_rule_default_changes (
 -- What the push rules decided for each local user and event that notifies them, written with
 -- the event. Unread counts are the rows after the user's read receipts; GET /notifications
 -- lists them. thread_id is "main" for the main timeline, else the thread root's event ID.
+-- One index only (every read is by user and position): each event writes a row per member.
 CREATE TABLE event_push_actions (
     user_id TEXT NOT NULL,
+    stream_ordering BIGINT NOT NULL,
     event_id TEXT NOT NULL,
     room_id TEXT NOT NULL,
-    stream_ordering BIGINT NOT NULL,
     thread_id TEXT NOT NULL,
     highlight SMALLINT NOT NULL,
     actions TEXT NOT NULL,
     ts BIGINT NOT NULL,
-    PRIMARY KEY (user_id, event_id)
+    PRIMARY KEY (user_id, stream_ordering)
 );
-CREATE INDEX event_push_actions_by_user ON event_push_actions (user_id, stream_ordering);
-CREATE INDEX event_push_actions_by_room ON event_push_actions (user_id, room_id, stream_ordering);
-CREATE INDEX event_push_actions_by_ts ON event_push_actions (ts);
 
 -- Pushers: where a user's notifications go. (app_id, pushkey) is unique per user; a pusher
 -- remembers how far it has pushed, so it resumes after a restart without pushing twice.

@@ -145,3 +145,17 @@ class UnreadCounts(ClientTestCase):
                          [sent[4], sent[2], sent[0]])
         bad = await self.client.get(f"{V3}/notifications?from=nonsense", self.alice_token)
         self.assertEqual((bad.code, bad.json["errcode"]), (400, "M_INVALID_PARAM"))
+
+    @async_test
+    async def test_notifications_older_than_thirty_days_are_swept(self) -> None:
+        room_id = await self.group_room()
+        await self.send(room_id, self.bob_token, "old news")
+        pushers = self.server.hs.pushers
+        await pushers._sweep()  # a day's sweep now keeps it
+        listed = await self.client.get(f"{V3}/notifications", self.alice_token)
+        self.assertEqual(len(listed.json["notifications"]), 1)
+        later = pushers.clock.time_msec() + 31 * 24 * 3600 * 1000
+        self.patch(pushers.clock, "time_msec", lambda: later)
+        await pushers._sweep()
+        listed = await self.client.get(f"{V3}/notifications", self.alice_token)
+        self.assertEqual(listed.json["notifications"], [])

@@ -168,9 +168,9 @@ def test_display_name_must_be_a_whole_word() -> None:
 
 
 def test_split_path_follows_the_escaping_rules() -> None:
-    assert split_path("content.m\\.mentions.user_ids") == ["content", "m.mentions", "user_ids"]
-    assert split_path("content.m\\\\foo") == ["content", "m\\foo"]
-    assert split_path("content.a\\xb") == ["content", "a\\xb"]
+    assert split_path("content.m\\.mentions.user_ids") == ("content", "m.mentions", "user_ids")
+    assert split_path("content.m\\\\foo") == ("content", "m\\foo")
+    assert split_path("content.a\\xb") == ("content", "a\\xb")
 
 
 def test_highlight_tweak_value() -> None:
