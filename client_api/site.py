@@ -8,6 +8,7 @@ from twisted.web.server import Site
 
 from client_api.http import ApiRequest, JsonResource, Router, make_site
 from client_api.servlets import ROUTE_GROUPS
+from client_api.web_client import with_web_client
 from federation.servlets import FEDERATION_ROUTE_GROUPS
 from homeserver.accounts.auth import Requester
 from homeserver.config import ListenerConfig
@@ -37,8 +38,10 @@ def build_site(hs: HomeServer, listener: ListenerConfig) -> Site:
         max_body_size=hs.config.max_request_body_size,
         server_authenticator=hs.server_authenticator,
     )
+    # The bundled web client (web/dist) answers at / what the API does not know.
+    root = with_web_client(resource) if "client" in listener.resource_names else resource
     return make_site(
-        resource,
+        root,
         max_body_size=hs.config.max_request_body_size,
         x_forwarded=listener.x_forwarded,
     )

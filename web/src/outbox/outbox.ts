@@ -1,0 +1,131 @@
+// The outbox: what the user writes is on disk, with its txnId, before any request is made.
+// Entries are sent one at a time in the order they were written; an entry leaves the outbox
+// only when the server has answered with an event_id (or /sync showed it back to us). Every
+// retry reuses the entry's txnId, so a send whose answer was lost is not posted twice: the
+// server answers the repeated txnId with the first event_id.
+
+import { isTransient, type MatrixApi } from "../api/client";
+import type { JsonObject, RoomEvent } from "../api/types";
+import type { OutboxRecord } from "../store/schema";
+import type { Store } from "../store/store";
+
+export type FlushResult = "done" | "blocked";
+
+export interface OutboxOptions {
+  store: Store;
+  api: Pick<MatrixApi, "sendEvent">;
+  userId: string;
+  newTxnId?: () => string;
+  now?: () => number;
+  onError?: (entry: OutboxRecord, error: unknown) => void;
+}
+
+let counter = 0;
+
+/** Unique per device and never reused: time, a counter and randomness. */
+export function makeTxnId(): string {
+  counter += 1;
+  const random =
+    typeof crypto !== "undefined" && "randomUUID" in crypto
+      ? crypto.randomUUID().replace(/-/g, "").slice(0, 16)
+      : Math.random().toString(36).slice(2);
+  return `web${Date.now().toString(36)}.${counter}.${random}`;
+}
+
+export class Outbox {
+  private running: Promise<FlushResult> | undefined;
+  private again = false;
+
+  constructor(private readonly options: OutboxOptions) {}
+
+  /** Queues a message: resolves once the entry is stored, and starts sending in the background. */
+  async send(roomId: string, content: JsonObject, eventType = "m.room.message"): Promise<OutboxRecord> {
+    const { store } = this.options;
+    const entry = await store.addOutbox({
+      txnId: (this.options.newTxnId ?? makeTxnId)(),
+      roomId,
+      eventType,
+      content,
+      createdAt: (this.options.now ?? Date.now)(),
+      status: "pending",
+      attempts: 0,
+    });
+    void this.flush().catch(() => undefined);
+    return entry;
+  }
+
+  async sendText(roomId: string, text: string): Promise<OutboxRecord> {
+    return this.send(roomId, { msgtype: "m.text", body: text });
+  }
+
+  /** Sends every pending entry in order; stops at the first that cannot be sent for now.
+   *  Only one flush runs at a time; a call during one makes it go round once more. */
+  flush(): Promise<FlushResult> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      let result: FlushResult;
+      do {
+        this.again = false;
+        result = await this.flushOnce();
+      } while (this.again && result === "done");
+      return result;
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** A failed entry goes back into the queue, with its txnId. */
+  async retry(txnId: string): Promise<FlushResult> {
+    await this.options.store.updateOutbox(txnId, { status: "pending", error: undefined });
+    return this.flush();
+  }
+
+  async discard(txnId: string): Promise<void> {
+    await this.options.store.discardOutbox(txnId);
+  }
+
+  private async flushOnce(): Promise<FlushResult> {
+    const { store, api, userId } = this.options;
+    const now = this.options.now ?? Date.now;
+    for (;;) {
+      const entry = (await store.listOutbox()).find((e) => e.status === "pending");
+      if (!entry) return "done";
+      await store.updateOutbox(entry.txnId, { attempts: entry.attempts + 1 });
+      let eventId: string;
+      try {
+        ({ event_id: eventId } = await api.sendEvent(
+          entry.roomId,
+          entry.eventType,
+          entry.txnId,
+          entry.content,
+        ));
+      } catch (error) {
+        this.options.onError?.(entry, error);
+        if (isTransient(error)) {
+          // No answer, or the server is struggling: keep it (and everything after it, so the
+          // order holds) for the next flush, with the same txnId.
+          return "blocked";
+        }
+        // The server refused it (403 not in the room, 400...): it will not succeed by
+        // repeating. Mark it so the user can retry or discard, and go on with the rest.
+        const message = error instanceof Error ? error.message : String(error);
+        await store.updateOutbox(entry.txnId, { status: "failed", error: message });
+        continue;
+      }
+      const echo: RoomEvent = {
+        event_id: eventId,
+        room_id: entry.roomId,
+        type: entry.eventType,
+        sender: userId,
+        origin_server_ts: now(),
+        content: entry.content,
+        unsigned: { transaction_id: entry.txnId },
+      };
+      await store.confirmOutbox(entry.txnId, echo);
+    }
+  }
+}

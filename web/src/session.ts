@@ -1,0 +1,276 @@
+// One logged-in account: the API client, the store, the sync loop and the outbox, wired
+// together, plus the few multi-step actions of the UI (create a server, join by address...).
+// The UI reads everything from the store; actions here write through the server and /sync.
+
+import { MatrixApi, MatrixApiError, isAbort, type FetchLike, type Session } from "./api/client";
+import type { CreateRoomRequest, HierarchyRoom, JsonObject, RoomEvent } from "./api/types";
+import { Outbox } from "./outbox/outbox";
+import type { RoomRecord } from "./store/schema";
+import type { Store } from "./store/store";
+import { SyncLoop, type SyncStatus } from "./sync/loop";
+
+export type StatusListener = (status: SyncStatus) => void;
+
+export interface SpaceChildInfo {
+  room: HierarchyRoom;
+  via: string[];
+}
+
+/** The server part of a user ID: where rooms we create live, and what `via` should name. */
+export function serverNameOf(userId: string): string {
+  return userId.slice(userId.indexOf(":") + 1);
+}
+
+export async function logIn(
+  store: Store,
+  baseUrl: string,
+  user: string,
+  password: string,
+  fetch?: FetchLike,
+): Promise<Session> {
+  const api = new MatrixApi({ baseUrl, fetch });
+  const answer = await api.login(user, password, deviceName());
+  return saveSession(store, api.baseUrl, answer);
+}
+
+export async function signUp(
+  store: Store,
+  baseUrl: string,
+  user: string,
+  password: string,
+  fetch?: FetchLike,
+): Promise<Session> {
+  const api = new MatrixApi({ baseUrl, fetch });
+  const answer = await api.register(user, password, deviceName());
+  return saveSession(store, api.baseUrl, answer);
+}
+
+async function saveSession(
+  store: Store,
+  baseUrl: string,
+  answer: { user_id: string; access_token: string; device_id: string },
+): Promise<Session> {
+  const session: Session = {
+    baseUrl,
+    userId: answer.user_id,
+    accessToken: answer.access_token,
+    deviceId: answer.device_id,
+  };
+  await store.setSession(session);
+  return session;
+}
+
+function deviceName(): string {
+  return typeof navigator !== "undefined" && navigator.userAgent.includes("Mobile")
+    ? "Web (mobile)"
+    : "Web";
+}
+
+export class ChatSession {
+  readonly api: MatrixApi;
+  readonly sync: SyncLoop;
+  readonly outbox: Outbox;
+  readonly serverName: string;
+  private statusListeners = new Set<StatusListener>();
+  private cleanup: (() => void)[] = [];
+
+  constructor(
+    readonly store: Store,
+    readonly session: Session,
+    fetch?: FetchLike,
+  ) {
+    this.api = MatrixApi.forSession(session, fetch);
+    this.serverName = serverNameOf(session.userId);
+    this.outbox = new Outbox({ store, api: this.api, userId: session.userId });
+    this.sync = new SyncLoop({
+      api: this.api,
+      store,
+      userId: session.userId,
+      onStatus: (status) => {
+        for (const listener of [...this.statusListeners]) listener(status);
+      },
+      // Each answered /sync proves the network is there: send what waits.
+      onSynced: () => void this.outbox.flush().catch(() => undefined),
+    });
+  }
+
+  get status(): SyncStatus {
+    return this.sync.status;
+  }
+
+  onStatus(listener: StatusListener): () => void {
+    this.statusListeners.add(listener);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  start(): void {
+    this.sync.start();
+    void this.outbox.flush().catch(() => undefined);
+    if (typeof window !== "undefined") {
+      const online = () => {
+        this.sync.wake();
+        void this.outbox.flush().catch(() => undefined);
+      };
+      window.addEventListener("online", online);
+      this.cleanup.push(() => window.removeEventListener("online", online));
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const undo of this.cleanup.splice(0)) undo();
+    await this.sync.stop();
+  }
+
+  /** Ends the session on the server (if it can be reached) and forgets it on this device. */
+  async logOut(): Promise<void> {
+    await this.stop();
+    try {
+      await this.api.logout();
+    } catch {
+      // Offline, or the token is already gone: the device forgets it all the same.
+    }
+    await this.store.clear();
+  }
+
+  // -- actions ----------------------------------------------------------------------------------
+
+  async sendText(roomId: string, text: string): Promise<void> {
+    await this.outbox.sendText(roomId, text);
+  }
+
+  /** A "server" is a space with a first `general` channel. */
+  async createServer(name: string, options: { isPublic: boolean; alias?: string }): Promise<string> {
+    const request: CreateRoomRequest = {
+      name,
+      preset: options.isPublic ? "public_chat" : "private_chat",
+      visibility: "private",
+      creation_content: { type: "m.space" },
+      // In a space only its admins post state (children); nobody chats in the space itself.
+      power_level_content_override: { events_default: 100, invite: options.isPublic ? 0 : 50 },
+    };
+    if (options.alias) request.room_alias_name = options.alias;
+    const { room_id: spaceId } = await this.api.createRoom(request);
+    await this.createChannel(spaceId, "general", options.isPublic);
+    return spaceId;
+  }
+
+  /** A channel: a room that names the space as its parent, added as the space's child. */
+  async createChannel(spaceId: string, name: string, spaceIsPublic?: boolean): Promise<string> {
+    const space = await this.store.getRoom(spaceId);
+    const isPublic = spaceIsPublic ?? space?.joinRule === "public";
+    const via = [this.serverName];
+    const initialState: CreateRoomRequest["initial_state"] = [
+      { type: "m.space.parent", state_key: spaceId, content: { via, canonical: true } },
+    ];
+    if (!isPublic) {
+      // Members of the space may join without an invite (room versions 8 and later).
+      initialState.push({
+        type: "m.room.join_rules",
+        state_key: "",
+        content: { join_rule: "restricted", allow: [{ type: "m.room_membership", room_id: spaceId }] },
+      });
+    }
+    const { room_id: roomId } = await this.api.createRoom({
+      name,
+      preset: isPublic ? "public_chat" : "private_chat",
+      visibility: "private",
+      initial_state: initialState,
+    });
+    await this.api.sendState(spaceId, "m.space.child", roomId, { via, suggested: true });
+    return roomId;
+  }
+
+  /** Joins a room or space by alias (#name:server) or ID; a space's channels are joined too. */
+  async joinByAddress(address: string): Promise<string> {
+    const trimmed = address.trim();
+    const via = trimmed.startsWith("!") && trimmed.includes(":") ? [serverNameOf(trimmed)] : [];
+    const { room_id: roomId } = await this.api.join(trimmed, via);
+    let children: SpaceChildInfo[] = [];
+    try {
+      children = await this.spaceChildren(roomId);
+    } catch {
+      return roomId; // not a space, or no hierarchy API: the room itself is joined
+    }
+    await Promise.allSettled(
+      children
+        .filter((c) => c.room.join_rule !== "invite")
+        .map((c) => this.api.join(c.room.room_id, c.via)),
+    );
+    return roomId;
+  }
+
+  /** The rooms a space lists, from the server: includes those we have not joined. */
+  async spaceChildren(spaceId: string): Promise<SpaceChildInfo[]> {
+    const { rooms } = await this.api.hierarchy(spaceId);
+    const space = rooms.find((r) => r.room_id === spaceId);
+    if (!space || space.room_type !== "m.space") return [];
+    const via = new Map(
+      space.children_state.map((s) => [
+        s.state_key,
+        Array.isArray(s.content["via"]) ? (s.content["via"] as string[]) : [],
+      ]),
+    );
+    return rooms
+      .filter((r) => r.room_id !== spaceId)
+      .map((room) => ({ room, via: via.get(room.room_id) ?? [] }));
+  }
+
+  async joinRoom(roomId: string, via: string[] = []): Promise<void> {
+    await this.api.join(roomId, via);
+  }
+
+  async leaveRoom(roomId: string): Promise<void> {
+    await this.api.leave(roomId);
+  }
+
+  /** A direct chat: a private room with the other user invited, recorded in m.direct. */
+  async startDirectChat(userId: string): Promise<string> {
+    const { room_id: roomId } = await this.api.createRoom({
+      preset: "trusted_private_chat",
+      is_direct: true,
+      invite: [userId],
+      visibility: "private",
+    });
+    await this.addDirect(userId, roomId);
+    return roomId;
+  }
+
+  async acceptInvite(room: RoomRecord): Promise<void> {
+    await this.api.join(room.roomId);
+    if (room.isDirectInvite && room.inviter) await this.addDirect(room.inviter, room.roomId);
+  }
+
+  private async addDirect(userId: string, roomId: string): Promise<void> {
+    const stored = await this.store.getAccountData("m.direct");
+    const content: JsonObject = { ...(stored?.content ?? {}) };
+    const rooms = Array.isArray(content[userId]) ? (content[userId] as string[]) : [];
+    if (!rooms.includes(roomId)) content[userId] = [...rooms, roomId];
+    await this.api.setAccountData(this.session.userId, "m.direct", content);
+  }
+
+  /**
+   * Older events of a room, from `token` backwards. What fits under the store's bound is kept
+   * on the device; all of it is returned for the view.
+   */
+  async loadOlder(
+    roomId: string,
+    token: string,
+    signal?: AbortSignal,
+  ): Promise<{ events: RoomEvent[]; end: string | undefined }> {
+    try {
+      const page = await this.api.messages(roomId, { from: token, dir: "b", limit: 50, signal });
+      await this.store.prependEvents(roomId, page.chunk, page.end);
+      const end = page.chunk.length > 0 ? page.end : undefined;
+      return { events: [...page.chunk].reverse(), end };
+    } catch (error) {
+      if (isAbort(error)) return { events: [], end: token };
+      throw error;
+    }
+  }
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof MatrixApiError) return error.message;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,233 @@
+import { useEffect, useRef, useState } from "react";
+import type { ChatSession } from "../session";
+import type { MemberRecord } from "../store/schema";
+import { CreateChannelDialog, CreateServerDialog, DirectMessageDialog, JoinDialog } from "./Dialogs";
+import { useBrowserOnline, useMediaQuery, useStoreData, useSyncStatus } from "./hooks";
+import { HOME, channelsOf, directRoomIds, isSpace, roomName, sidebar as buildSidebar } from "./model";
+import { RoomView } from "./RoomView";
+import { ChannelList, ServerRail } from "./Sidebar";
+import { StatusIndicator } from "./StatusIndicator";
+
+type DialogKind = "createServer" | "createChannel" | "join" | "direct";
+
+const remembered = (key: string) => {
+  try {
+    return localStorage.getItem(key) ?? undefined;
+  } catch {
+    return undefined;
+  }
+};
+const remember = (key: string, value: string) => {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    // private mode: the selection is simply not kept
+  }
+};
+
+/** The signed-in app: rail of servers, channel list, and the open room. Renders from the store,
+ *  so with no network it shows what was stored the last time. */
+export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLoggedOut: () => void }) {
+  const store = session.store;
+  const me = session.session.userId;
+  const narrow = useMediaQuery("(max-width: 700px)");
+  const status = useSyncStatus(session);
+  const browserOnline = useBrowserOnline();
+  const [space, setSpace] = useState(() => remembered("web.space") ?? HOME);
+  const [roomId, setRoomId] = useState(() => remembered("web.room"));
+  const [drawerOpen, setDrawerOpen] = useState(false);
+  const [dialog, setDialog] = useState<DialogKind>();
+  // A room or space just created or joined: opened as soon as /sync has brought it.
+  const [wanted, setWanted] = useState<string>();
+
+  const data = useStoreData(
+    store,
+    async () => {
+      const [rooms, direct, outbox] = await Promise.all([
+        store.listRooms(),
+        store.getAccountData("m.direct"),
+        store.listOutbox(),
+      ]);
+      const directs = directRoomIds(direct?.content);
+      // Names of DM partners, for the list (only the rooms that need them).
+      const members = new Map<string, MemberRecord>();
+      for (const [dmRoom, userId] of directs) {
+        const found = (await store.getMembers(dmRoom)).find((m) => m.userId === userId);
+        if (found) members.set(userId, found);
+      }
+      return { rooms, directs, members, pending: outbox.filter((e) => e.status === "pending").length };
+    },
+    [],
+  );
+
+  const rooms = data?.rooms ?? [];
+  const directs = data?.directs ?? new Map<string, string>();
+  const side = buildSidebar(rooms, directs);
+  const spaceRecord = space === HOME ? undefined : rooms.find((r) => r.roomId === space && isSpace(r));
+  const room = rooms.find((r) => r.roomId === roomId && !isSpace(r));
+
+  // A space we left, or a room that went away: fall back to something that exists.
+  useEffect(() => {
+    if (!data) return;
+    if (space !== HOME && !spaceRecord) setSpace(HOME);
+  }, [data, space, spaceRecord]);
+
+  useEffect(() => {
+    if (!wanted) return;
+    const target = rooms.find((r) => r.roomId === wanted && r.membership === "join");
+    if (!target) return;
+    if (isSpace(target)) {
+      setSpace(target.roomId);
+      // Its channels may come in a later /sync than the space itself: keep waiting for one.
+      const first = channelsOf(target, rooms)[0];
+      if (!first) return;
+      setRoomId(first.roomId);
+    } else {
+      setRoomId(target.roomId);
+    }
+    setWanted(undefined);
+  }, [wanted, rooms]);
+
+  useEffect(() => remember("web.space", space), [space]);
+  useEffect(() => {
+    if (roomId) remember("web.room", roomId);
+  }, [roomId]);
+
+  const selectSpace = (id: string) => {
+    setWanted(undefined);
+    setSpace(id);
+    const target = id === HOME ? undefined : rooms.find((r) => r.roomId === id);
+    const first = target ? channelsOf(target, rooms)[0] : side.directs[0] ?? side.homeRooms[0];
+    setRoomId(first?.roomId);
+  };
+  const selectRoom = (id: string) => {
+    setWanted(undefined);
+    setRoomId(id);
+    setDrawerOpen(false);
+  };
+  const opened = (id: string, home = false) => {
+    setDialog(undefined);
+    if (home) setSpace(HOME);
+    setWanted(id);
+    setDrawerOpen(false);
+  };
+
+  const dmUser = room ? directs.get(room.roomId) : undefined;
+  const title = room ? (dmUser ? "" : "#") + roomName(room, me, data?.members, dmUser) : "";
+
+  const logOut = async () => {
+    await session.logOut();
+    onLoggedOut();
+  };
+
+  // Focus follows the drawer: into it when it opens, back to the menu button when it closes.
+  const drawerRef = useRef<HTMLDivElement>(null);
+  const menuRef = useRef<HTMLButtonElement>(null);
+  const wasOpen = useRef(false);
+  useEffect(() => {
+    if (!narrow) return;
+    if (drawerOpen) {
+      const target =
+        drawerRef.current?.querySelector<HTMLElement>(".channel[aria-current='page']") ??
+        drawerRef.current?.querySelector<HTMLElement>("button");
+      target?.focus();
+    } else if (wasOpen.current) {
+      menuRef.current?.focus();
+    }
+    wasOpen.current = drawerOpen;
+  }, [drawerOpen, narrow]);
+
+  const drawerHidden = narrow && !drawerOpen;
+  return (
+    <div className={`shell${narrow ? " narrow" : ""}${drawerOpen ? " drawer-open" : ""}`}>
+      <div
+        className="drawer"
+        id="drawer"
+        ref={drawerRef}
+        inert={drawerHidden}
+        aria-hidden={drawerHidden || undefined}
+        onKeyDown={(e) => {
+          if (e.key === "Escape" && narrow) setDrawerOpen(false);
+        }}
+      >
+        <ServerRail
+          sidebar={side}
+          selected={space}
+          me={me}
+          onSelect={selectSpace}
+          onCreate={() => setDialog("createServer")}
+          onJoin={() => setDialog("join")}
+        />
+        <ChannelList
+          session={session}
+          sidebar={side}
+          rooms={rooms}
+          directs={directs}
+          members={data?.members ?? new Map()}
+          space={spaceRecord}
+          selectedRoom={roomId}
+          online={status === "online" && browserOnline}
+          onSelectRoom={selectRoom}
+          onCreateChannel={() => setDialog("createChannel")}
+          onNewDirect={() => setDialog("direct")}
+          onLogOut={() => void logOut()}
+        />
+      </div>
+      {narrow && drawerOpen && <div className="scrim" aria-hidden="true" onClick={() => setDrawerOpen(false)} />}
+      <main className="chat" inert={narrow && drawerOpen}>
+        <header className="chat-header">
+          {narrow && (
+            <button
+              ref={menuRef}
+              type="button"
+              className="icon menu"
+              aria-label="Open servers and channels"
+              aria-expanded={drawerOpen}
+              aria-controls="drawer"
+              onClick={() => setDrawerOpen(true)}
+            >
+              ☰
+            </button>
+          )}
+          <h1 className="chat-title">{room ? title : "Chat"}</h1>
+          <StatusIndicator status={status} browserOnline={browserOnline} pending={data?.pending ?? 0} />
+        </header>
+        {room ? (
+          <RoomView key={room.roomId} session={session} room={room} title={title} online={status === "online" && browserOnline} />
+        ) : (
+          <div className="empty">
+            {data === undefined ? (
+              <p role="status">Loading…</p>
+            ) : rooms.length === 0 && status !== "online" ? (
+              <p role="status">Waiting for the first sync…</p>
+            ) : (
+              <p>Pick a channel or a conversation{narrow ? " from the menu" : ""}, or create a server with +.</p>
+            )}
+          </div>
+        )}
+      </main>
+      {dialog === "createServer" && (
+        <CreateServerDialog session={session} onClose={() => setDialog(undefined)} onDone={(spaceId) => opened(spaceId)} />
+      )}
+      {dialog === "createChannel" && spaceRecord && (
+        <CreateChannelDialog
+          session={session}
+          spaceId={spaceRecord.roomId}
+          spaceName={roomName(spaceRecord, me)}
+          onClose={() => setDialog(undefined)}
+          onDone={(id) => opened(id)}
+        />
+      )}
+      {dialog === "join" && (
+        <JoinDialog
+          session={session}
+          onClose={() => setDialog(undefined)}
+          onDone={(id) => opened(id)}
+        />
+      )}
+      {dialog === "direct" && (
+        <DirectMessageDialog session={session} onClose={() => setDialog(undefined)} onDone={(id) => opened(id, true)} />
+      )}
+    </div>
+  );
+}

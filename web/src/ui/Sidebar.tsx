@@ -1,0 +1,212 @@
+import { useEffect, useState, type KeyboardEvent } from "react";
+import type { ChatSession, SpaceChildInfo } from "../session";
+import type { MemberRecord, RoomRecord } from "../store/schema";
+import { HOME, channelsOf, roomName, type Sidebar } from "./model";
+
+/** Arrow keys move between the buttons of a list; Tab leaves it. */
+function arrowKeys(event: KeyboardEvent<HTMLElement>) {
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  const buttons = [...event.currentTarget.querySelectorAll<HTMLButtonElement>("button:not([disabled])")];
+  const index = buttons.indexOf(document.activeElement as HTMLButtonElement);
+  if (index < 0) return;
+  event.preventDefault();
+  const next = buttons[(index + (event.key === "ArrowDown" ? 1 : buttons.length - 1)) % buttons.length];
+  next?.focus();
+}
+
+function initials(name: string): string {
+  const words = name.replace(/^[#!@]/, "").split(/\s+/).filter(Boolean);
+  return (words.length > 1 ? (words[0]![0] ?? "") + (words[1]![0] ?? "") : name.replace(/^[#!@]/, "").slice(0, 2)).toUpperCase();
+}
+
+export function ServerRail({ sidebar, selected, onSelect, onCreate, onJoin, me }: {
+  sidebar: Sidebar;
+  selected: string;
+  me: string;
+  onSelect: (spaceId: string) => void;
+  onCreate: () => void;
+  onJoin: () => void;
+}) {
+  return (
+    <ul className="rail" aria-label="Servers" onKeyDown={arrowKeys}>
+      <li>
+        <button
+          type="button"
+          className="rail-item home"
+          aria-current={selected === HOME ? "page" : undefined}
+          aria-label="Home: direct messages and rooms"
+          title="Home"
+          onClick={() => onSelect(HOME)}
+        >
+          <span aria-hidden="true">⌂</span>
+        </button>
+      </li>
+      <li role="separator" className="rail-separator" />
+      {sidebar.spaces.map((space) => {
+        const name = roomName(space, me);
+        return (
+          <li key={space.roomId}>
+            <button
+              type="button"
+              className="rail-item"
+              aria-current={selected === space.roomId ? "page" : undefined}
+              aria-label={name}
+              title={name}
+              onClick={() => onSelect(space.roomId)}
+            >
+              <span aria-hidden="true">{initials(name)}</span>
+            </button>
+          </li>
+        );
+      })}
+      <li>
+        <button type="button" className="rail-item action" aria-label="Create a server" title="Create a server" onClick={onCreate}>
+          <span aria-hidden="true">+</span>
+        </button>
+      </li>
+      <li>
+        <button type="button" className="rail-item action" aria-label="Join a server or room" title="Join by address" onClick={onJoin}>
+          <span aria-hidden="true">⇲</span>
+        </button>
+      </li>
+    </ul>
+  );
+}
+
+interface ChannelListProps {
+  session: ChatSession;
+  sidebar: Sidebar;
+  rooms: RoomRecord[];
+  directs: Map<string, string>;
+  members: Map<string, MemberRecord>;
+  space: RoomRecord | undefined;
+  selectedRoom: string | undefined;
+  online: boolean;
+  onSelectRoom: (roomId: string) => void;
+  onCreateChannel: () => void;
+  onNewDirect: () => void;
+  onLogOut: () => void;
+}
+
+export function ChannelList(props: ChannelListProps) {
+  const { session, sidebar, rooms, directs, members, space, selectedRoom, onSelectRoom } = props;
+  const me = session.session.userId;
+  const entry = (room: RoomRecord, prefix: string) => {
+    const name = roomName(room, me, members, directs.get(room.roomId));
+    return (
+      <li key={room.roomId}>
+        <button
+          type="button"
+          className="channel"
+          aria-current={selectedRoom === room.roomId ? "page" : undefined}
+          onClick={() => onSelectRoom(room.roomId)}
+        >
+          <span className="channel-prefix" aria-hidden="true">
+            {prefix}
+          </span>
+          {name}
+        </button>
+      </li>
+    );
+  };
+
+  return (
+    <div className="channels">
+      <header className="channels-header">
+        <h2>{space ? roomName(space, me) : "Home"}</h2>
+        {space && (
+          <button type="button" className="icon" aria-label="Create a channel" title="Create a channel" onClick={props.onCreateChannel}>
+            +
+          </button>
+        )}
+      </header>
+      <nav className="channel-scroll" aria-label={space ? `Channels of ${roomName(space, me)}` : "Home"} onKeyDown={arrowKeys}>
+        {space ? (
+          <>
+            <ul>{channelsOf(space, rooms).map((room) => entry(room, "#"))}</ul>
+            <UnjoinedChannels session={session} space={space} rooms={rooms} online={props.online} />
+          </>
+        ) : (
+          <>
+            {sidebar.invites.length > 0 && (
+              <section aria-label="Invites">
+                <h3>Invites</h3>
+                <ul>{sidebar.invites.map((room) => entry(room, "✉"))}</ul>
+              </section>
+            )}
+            <section aria-label="Direct messages">
+              <h3>
+                Direct messages
+                <button type="button" className="icon" aria-label="New direct message" title="New direct message" onClick={props.onNewDirect}>
+                  +
+                </button>
+              </h3>
+              <ul>{sidebar.directs.map((room) => entry(room, "@"))}</ul>
+            </section>
+            {sidebar.homeRooms.length > 0 && (
+              <section aria-label="Rooms">
+                <h3>Rooms</h3>
+                <ul>{sidebar.homeRooms.map((room) => entry(room, "#"))}</ul>
+              </section>
+            )}
+          </>
+        )}
+      </nav>
+      <footer className="me">
+        <span className="me-name" title={me}>
+          {me}
+        </span>
+        <button type="button" onClick={props.onLogOut}>
+          Log out
+        </button>
+      </footer>
+    </div>
+  );
+}
+
+/** Channels the space lists that we are not in (asked of the server, so only when online). */
+function UnjoinedChannels({ session, space, rooms, online }: { session: ChatSession; space: RoomRecord; rooms: RoomRecord[]; online: boolean }) {
+  const [children, setChildren] = useState<SpaceChildInfo[]>([]);
+  const [joining, setJoining] = useState<string>();
+  const childCount = Object.keys(space.children).length;
+  useEffect(() => {
+    if (!online) return;
+    let live = true;
+    session
+      .spaceChildren(space.roomId)
+      .then((found) => live && setChildren(found))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [session, space.roomId, childCount, online]);
+  const joined = new Set(rooms.filter((r) => r.membership === "join").map((r) => r.roomId));
+  const missing = children.filter((c) => !joined.has(c.room.room_id) && c.room.room_type !== "m.space");
+  if (missing.length === 0) return null;
+  return (
+    <section aria-label="Channels you have not joined">
+      <h3>More channels</h3>
+      <ul>
+        {missing.map(({ room, via }) => (
+          <li key={room.room_id}>
+            <button
+              type="button"
+              className="channel unjoined"
+              disabled={joining === room.room_id}
+              onClick={() => {
+                setJoining(room.room_id);
+                void session.joinRoom(room.room_id, via).finally(() => setJoining(undefined));
+              }}
+            >
+              <span className="channel-prefix" aria-hidden="true">
+                #
+              </span>
+              {room.name ?? room.canonical_alias ?? room.room_id}
+              <span className="join-label">Join</span>
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
