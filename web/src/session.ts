@@ -8,6 +8,7 @@ import { Outbox } from "./outbox/outbox";
 import type { RoomRecord } from "./store/schema";
 import type { Store } from "./store/store";
 import { SyncLoop, type SyncStatus } from "./sync/loop";
+import { editContent, reactionContent, replyContent, type ReactionSummary } from "./ui/relations";
 
 export type StatusListener = (status: SyncStatus) => void;
 
@@ -136,6 +137,34 @@ export class ChatSession {
 
   async sendText(roomId: string, text: string): Promise<void> {
     await this.outbox.sendText(roomId, text);
+  }
+
+  async sendReply(roomId: string, text: string, replyTo: string): Promise<void> {
+    await this.outbox.send(roomId, replyContent(text, replyTo));
+  }
+
+  async sendEdit(roomId: string, text: string, original: string): Promise<void> {
+    await this.outbox.send(roomId, editContent(text, original));
+  }
+
+  async deleteMessage(roomId: string, eventId: string): Promise<void> {
+    await this.outbox.redact(roomId, eventId);
+  }
+
+  /** Adds our reaction with `key`, or takes it back (redacts it, or drops it from the outbox). */
+  async toggleReaction(roomId: string, eventId: string, key: string, mine?: ReactionSummary["mine"]): Promise<void> {
+    if (mine?.txnId) await this.outbox.discard(mine.txnId);
+    else if (mine?.eventId) await this.outbox.redact(roomId, mine.eventId);
+    else await this.outbox.send(roomId, reactionContent(eventId, key), "m.reaction");
+  }
+
+  /** Best effort, not queued: a later receipt covers a lost one. */
+  async markRead(roomId: string, eventId: string): Promise<void> {
+    await this.api.sendReadReceipt(roomId, eventId);
+  }
+
+  async setTyping(roomId: string, typing: boolean, timeoutMs: number): Promise<void> {
+    await this.api.setTyping(roomId, this.session.userId, typing, timeoutMs);
   }
 
   /** A "server" is a space with a first `general` channel. */

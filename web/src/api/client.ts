@@ -236,6 +236,38 @@ export class MatrixApi {
     return this.request("GET", path);
   }
 
+  /** PUT /redact with the caller's txnId, idempotent like a send. */
+  async redact(roomId: string, eventId: string, txnId: string, content: JsonObject = {}): Promise<{ event_id: string }> {
+    const path = `${CLIENT_V3}/rooms/${enc(roomId)}/redact/${enc(eventId)}/${enc(txnId)}`;
+    const answer = await this.request<{ event_id?: unknown }>("PUT", path, { body: content });
+    if (typeof answer.event_id !== "string") {
+      throw new MatrixApiError(500, "M_UNKNOWN", "The server did not answer with an event_id");
+    }
+    return { event_id: answer.event_id };
+  }
+
+  /** Marks `eventId` (and everything before it) read: the server clears the room's counts. */
+  async sendReadReceipt(roomId: string, eventId: string): Promise<void> {
+    const path = `${CLIENT_V3}/rooms/${enc(roomId)}/receipt/m.read/${enc(eventId)}`;
+    await this.request("POST", path, { body: {} });
+  }
+
+  async setTyping(roomId: string, userId: string, typing: boolean, timeoutMs = 30_000): Promise<void> {
+    const path = `${CLIENT_V3}/rooms/${enc(roomId)}/typing/${enc(userId)}`;
+    await this.request("PUT", path, { body: typing ? { typing, timeout: timeoutMs } : { typing } });
+  }
+
+  // -- notifications ----------------------------------------------------------------------------
+
+  async capabilities(): Promise<JsonObject> {
+    const answer = await this.request<{ capabilities?: unknown }>("GET", `${CLIENT_V3}/capabilities`);
+    return isObject(answer.capabilities) ? answer.capabilities : {};
+  }
+
+  async setPusher(pusher: JsonObject): Promise<void> {
+    await this.request("POST", `${CLIENT_V3}/pushers/set`, { body: pusher });
+  }
+
   // -- rooms ------------------------------------------------------------------------------------
 
   async createRoom(body: CreateRoomRequest): Promise<{ room_id: string }> {

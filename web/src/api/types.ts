@@ -11,6 +11,8 @@ export interface RoomEvent {
   origin_server_ts: number;
   content: JsonObject;
   state_key?: string;
+  /** m.room.redaction: the redacted event (top level before room version 11, also in content). */
+  redacts?: string;
   unsigned?: {
     age?: number;
     transaction_id?: string;

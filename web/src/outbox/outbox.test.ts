@@ -41,6 +41,20 @@ describe("Outbox", () => {
     expect(server.sent[0]).toMatchObject({ roomId: ROOM, txnId: entry.txnId, content: { msgtype: "m.text", body: "hello" } });
   });
 
+  it("sends a redaction through PUT /redact with its txnId, in order with messages", async () => {
+    const { store, outbox, server } = await setup();
+    await outbox.sendText(ROOM, "first");
+    const entry = await outbox.redact(ROOM, "$target", "typo");
+    expect(await outbox.flush()).toBe("done");
+    const redaction = server.requests.find((r) => r.method === "PUT" && r.path.includes("/redact/"));
+    expect(redaction?.path).toBe(`/_matrix/client/v3/rooms/${ROOM}/redact/$target/${entry.txnId}`);
+    expect(redaction?.body).toEqual({ reason: "typo" });
+    expect(server.sent.map((s) => s.type)).toEqual(["m.room.message", "m.room.redaction"]);
+    // The local echo says what it redacts, so the view hides the message at once.
+    const echo = (await store.getTimeline(ROOM)).find((r) => r.event.type === "m.room.redaction");
+    expect(echo?.event).toMatchObject({ redacts: "$target", content: { redacts: "$target", reason: "typo" } });
+  });
+
   it("keeps an entry written offline across a reload, with the same txnId, and sends it later", async () => {
     const server = new FakeHomeserver();
     server.offline = true;

@@ -13,7 +13,7 @@ export type FlushResult = "done" | "blocked";
 
 export interface OutboxOptions {
   store: Store;
-  api: Pick<MatrixApi, "sendEvent">;
+  api: Pick<MatrixApi, "sendEvent" | "redact">;
   userId: string;
   newTxnId?: () => string;
   now?: () => number;
@@ -58,6 +58,22 @@ export class Outbox {
     return this.send(roomId, { msgtype: "m.text", body: text });
   }
 
+  /** Queues a redaction of `eventId`; it goes out in order with the rest, with its txnId. */
+  async redact(roomId: string, eventId: string, reason?: string): Promise<OutboxRecord> {
+    const entry = await this.options.store.addOutbox({
+      txnId: (this.options.newTxnId ?? makeTxnId)(),
+      roomId,
+      eventType: "m.room.redaction",
+      content: reason ? { reason } : {},
+      redacts: eventId,
+      createdAt: (this.options.now ?? Date.now)(),
+      status: "pending",
+      attempts: 0,
+    });
+    void this.flush().catch(() => undefined);
+    return entry;
+  }
+
   /** Sends every pending entry in order; stops at the first that cannot be sent for now.
    *  Only one flush runs at a time; a call during one makes it go round once more. */
   flush(): Promise<FlushResult> {
@@ -97,12 +113,10 @@ export class Outbox {
       await store.updateOutbox(entry.txnId, { attempts: entry.attempts + 1 });
       let eventId: string;
       try {
-        ({ event_id: eventId } = await api.sendEvent(
-          entry.roomId,
-          entry.eventType,
-          entry.txnId,
-          entry.content,
-        ));
+        ({ event_id: eventId } =
+          entry.redacts !== undefined
+            ? await api.redact(entry.roomId, entry.redacts, entry.txnId, entry.content)
+            : await api.sendEvent(entry.roomId, entry.eventType, entry.txnId, entry.content));
       } catch (error) {
         this.options.onError?.(entry, error);
         if (isTransient(error)) {
@@ -125,6 +139,10 @@ export class Outbox {
         content: entry.content,
         unsigned: { transaction_id: entry.txnId },
       };
+      if (entry.redacts !== undefined) {
+        echo.redacts = entry.redacts;
+        echo.content = { ...entry.content, redacts: entry.redacts };
+      }
       await store.confirmOutbox(entry.txnId, echo);
     }
   }

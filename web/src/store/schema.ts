@@ -44,6 +44,13 @@ export interface RoomRecord {
   isDirectInvite?: boolean;
   /** origin_server_ts of the newest event seen, to sort the room list. */
   lastActivity?: number;
+  /** The server's unread counts (`unread_notifications` of /sync), for the badges. */
+  notificationCount?: number;
+  highlightCount?: number;
+  /** The event our own m.read receipt is on, as the server last told us. */
+  readUpTo?: string;
+  /** Who else is typing (the last `m.typing` of the room). */
+  typing?: string[];
 }
 
 export interface MemberRecord {
@@ -81,6 +88,8 @@ export interface OutboxRecord {
   status: OutboxStatus;
   attempts: number;
   error?: string;
+  /** For `m.room.redaction`: the event to redact (sent with PUT /redact, not /send). */
+  redacts?: string;
 }
 
 export interface AccountDataRecord {

@@ -213,6 +213,51 @@ describe("reduceSync", () => {
     expect(spaceRecord.children["!random:x"]).toBeDefined();
   });
 
+  it("keeps the unread counts, who else types, and our own read receipt", () => {
+    const response: SyncResponse = {
+      next_batch: "s3",
+      rooms: {
+        join: {
+          "!r:x": {
+            unread_notifications: { notification_count: 3, highlight_count: 1 },
+            ephemeral: {
+              events: [
+                { type: "m.typing", content: { user_ids: ["@bob:x", ME] } },
+                {
+                  type: "m.receipt",
+                  content: {
+                    "$old": { "m.read": { "@bob:x": { ts: 1 } } },
+                    "$seen": { "m.read": { [ME]: { ts: 2 } } },
+                  },
+                },
+              ],
+            },
+          },
+        },
+      },
+    };
+    const [room] = reduceSync(response, ME, none).rooms;
+    expect(room).toMatchObject({ notificationCount: 3, highlightCount: 1, typing: ["@bob:x"], readUpTo: "$seen" });
+
+    // A later sync with the counts cleared (after our receipt) and nobody typing.
+    const cleared: SyncResponse = {
+      next_batch: "s4",
+      rooms: {
+        join: {
+          "!r:x": {
+            unread_notifications: { notification_count: 0, highlight_count: 0 },
+            ephemeral: { events: [{ type: "m.typing", content: { user_ids: [] } }] },
+          },
+        },
+      },
+    };
+    const [after] = reduceSync(cleared, ME, new Map([["!r:x", room!]])).rooms;
+    expect(after).toMatchObject({ notificationCount: 0, highlightCount: 0, typing: [], readUpTo: "$seen" });
+    // Without unread_notifications or m.typing, what we knew stays.
+    const quiet = reduceSync({ next_batch: "s5", rooms: { join: { "!r:x": {} } } }, ME, new Map([["!r:x", room!]]));
+    expect(quiet.rooms[0]).toMatchObject({ notificationCount: 3, typing: ["@bob:x"] });
+  });
+
   it("keeps global account data (m.direct)", () => {
     const response: SyncResponse = {
       next_batch: "s9",

@@ -2,7 +2,7 @@
 // Pure and synchronous, so it is tested without a network or a database, and so it can run
 // inside the IndexedDB transaction that applies its result.
 
-import type { JsonObject, StrippedStateEvent, SyncResponse } from "../api/types";
+import type { BasicEvent, JsonObject, StrippedStateEvent, SyncResponse } from "../api/types";
 import type { MemberRecord, RoomRecord } from "../store/schema";
 import type { SyncWrites, TimelineWrite } from "../store/store";
 
@@ -91,6 +91,10 @@ export function reduceSync(
       const txnId = event.unsigned?.transaction_id;
       if (event.sender === userId && typeof txnId === "string") writes.confirmedTxnIds.push(txnId);
     }
+    const unread = join.unread_notifications;
+    if (unread?.notification_count !== undefined) room.notificationCount = unread.notification_count;
+    if (unread?.highlight_count !== undefined) room.highlightCount = unread.highlight_count;
+    applyEphemeral(room, join.ephemeral?.events ?? [], userId);
     const timeline: TimelineWrite = {
       roomId,
       events: timelineEvents,
@@ -107,6 +111,26 @@ export function reduceSync(
   return writes;
 }
 
+/** Typing notices and our own read receipt (ephemeral events: not in the timeline). */
+function applyEphemeral(room: RoomRecord, events: BasicEvent[], userId: string): void {
+  for (const event of events) {
+    const content: JsonObject = event.content ?? {};
+    if (event.type === "m.typing") {
+      const ids = Array.isArray(content["user_ids"]) ? content["user_ids"] : [];
+      room.typing = ids.filter((id): id is string => typeof id === "string" && id !== userId);
+    } else if (event.type === "m.receipt") {
+      for (const [eventId, receipts] of Object.entries(content)) {
+        const read = isRecord(receipts) ? receipts["m.read"] : undefined;
+        if (isRecord(read) && userId in read) room.readUpTo = eventId;
+      }
+    }
+  }
+}
+
+function isRecord(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function cloneRoom(
   previous: RoomRecord | undefined,
   roomId: string,
@@ -119,6 +143,7 @@ function cloneRoom(
     children: { ...previous.children },
     parents: { ...previous.parents },
     heroes: [...previous.heroes],
+    ...(previous.typing ? { typing: [...previous.typing] } : {}),
   };
 }
 

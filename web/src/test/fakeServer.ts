@@ -75,7 +75,10 @@ export class FakeHomeserver {
   }
 
   private handle(request: RecordedRequest, url: URL): Response {
-    const send = request.path.match(/^\/_matrix\/client\/v3\/rooms\/([^/]+)\/send\/([^/]+)\/([^/]+)$/);
+    const redact = request.path.match(/^\/_matrix\/client\/v3\/rooms\/([^/]+)\/redact\/[^/]+\/([^/]+)$/);
+    const send =
+      request.path.match(/^\/_matrix\/client\/v3\/rooms\/([^/]+)\/send\/([^/]+)\/([^/]+)$/) ??
+      (redact ? [redact[0], redact[1], "m.room.redaction", redact[2]] : null);
     if (send && request.method === "PUT") {
       const [, roomId = "", type = "", txnId = ""] = send;
       let event = this.byTxn.get(txnId);

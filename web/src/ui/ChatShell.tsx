@@ -3,7 +3,8 @@ import type { ChatSession } from "../session";
 import type { MemberRecord } from "../store/schema";
 import { CreateChannelDialog, CreateServerDialog, DirectMessageDialog, JoinDialog } from "./Dialogs";
 import { useBrowserOnline, useMediaQuery, useStoreData, useSyncStatus } from "./hooks";
-import { HOME, channelsOf, directRoomIds, isSpace, roomName, sidebar as buildSidebar } from "./model";
+import { HOME, channelsOf, directRoomIds, isSpace, railUnread, roomName, spaceOfRoom, sidebar as buildSidebar } from "./model";
+import { roomFromHash } from "./route";
 import { RoomView } from "./RoomView";
 import { ChannelList, ServerRail } from "./Sidebar";
 import { StatusIndicator } from "./StatusIndicator";
@@ -39,6 +40,7 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
   const [dialog, setDialog] = useState<DialogKind>();
   // A room or space just created or joined: opened as soon as /sync has brought it.
   const [wanted, setWanted] = useState<string>();
+  const locate = useRef<string>(undefined);
 
   const data = useStoreData(
     store,
@@ -83,10 +85,40 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
       if (!first) return;
       setRoomId(first.roomId);
     } else {
+      // Opened from outside (a notification): show it among its space's channels.
+      if (locate.current === target.roomId) setSpace(spaceOfRoom(target.roomId, rooms));
       setRoomId(target.roomId);
     }
+    locate.current = undefined;
     setWanted(undefined);
   }, [wanted, rooms]);
+
+  // A room asked for by the address (/#/room/!id, as a notification opens the app) or by the
+  // service worker when a notification is clicked while the app is open.
+  useEffect(() => {
+    const fromHash = () => {
+      const target = roomFromHash(window.location.hash);
+      if (!target) return;
+      history.replaceState(null, "", window.location.pathname + window.location.search);
+      setDrawerOpen(false);
+      locate.current = target;
+      setWanted(target);
+    };
+    const fromWorker = (event: MessageEvent) => {
+      const message = event.data as { type?: unknown; roomId?: unknown } | null;
+      if (message?.type !== "open-room" || typeof message.roomId !== "string") return;
+      setDrawerOpen(false);
+      locate.current = message.roomId;
+      setWanted(message.roomId);
+    };
+    fromHash();
+    window.addEventListener("hashchange", fromHash);
+    navigator.serviceWorker?.addEventListener("message", fromWorker);
+    return () => {
+      window.removeEventListener("hashchange", fromHash);
+      navigator.serviceWorker?.removeEventListener("message", fromWorker);
+    };
+  }, []);
 
   useEffect(() => remember("web.space", space), [space]);
   useEffect(() => {
@@ -152,6 +184,7 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
       >
         <ServerRail
           sidebar={side}
+          unread={railUnread(side, rooms)}
           selected={space}
           me={me}
           onSelect={selectSpace}

@@ -3,7 +3,14 @@ import type { RoomEvent } from "../api/types";
 import { describeError, type ChatSession } from "../session";
 import type { MemberRecord, RoomRecord } from "../store/schema";
 import { useStoreData } from "./hooks";
-import { backToken, memberName, reachedStart, timeLabel, timelineItems, type TimelineItem } from "./model";
+import { backToken, memberName, reachedStart, timeLabel, timelineItems, typingText, type TimelineItem } from "./model";
+import { receiptToSend } from "./receipts";
+import { TypingNotifier } from "./typing";
+
+/** What the composer is doing to an existing message. */
+type Draft = { kind: "reply" | "edit"; eventId: string; sender: string; body: string };
+
+const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 
 interface Props {
   session: ChatSession;
@@ -29,6 +36,7 @@ export function RoomView({ session, room, title, online = true }: Props) {
     },
     [roomId],
   );
+  const [draft, setDraft] = useState<Draft>();
 
   if (room.membership === "invite") return <InviteBanner session={session} room={room} title={title} />;
 
@@ -45,11 +53,24 @@ export function RoomView({ session, room, title, online = true }: Props) {
           outbox={data.outbox}
           members={data.members}
           online={online}
+          room={room}
+          onDraft={setDraft}
         />
       ) : (
         <div className="timeline" aria-busy="true" />
       )}
-      <Composer session={session} roomId={roomId} title={title} />
+      <p className="typing" aria-live="polite">
+        {data ? typingText(room.typing, data.members) : ""}
+      </p>
+      <Composer
+        key={draft ? `${draft.kind}-${draft.eventId}` : "new"}
+        session={session}
+        roomId={roomId}
+        title={title}
+        draft={draft}
+        onDone={() => setDraft(undefined)}
+        members={data?.members ?? new Map()}
+      />
     </div>
   );
 }
@@ -100,9 +121,11 @@ interface TimelineProps {
   outbox: Awaited<ReturnType<ChatSession["store"]["listOutbox"]>>;
   members: Map<string, MemberRecord>;
   online: boolean;
+  room: RoomRecord;
+  onDraft: (draft: Draft) => void;
 }
 
-function Timeline({ session, roomId, title, me, stored, outbox, members, online }: TimelineProps) {
+function Timeline({ session, roomId, title, me, stored, outbox, members, online, room, onDraft }: TimelineProps) {
   const [older, setOlder] = useState<RoomEvent[]>([]);
   // undefined: start from the stored timeline's token; null: nothing older exists.
   const [olderToken, setOlderToken] = useState<string | null | undefined>(undefined);
@@ -153,10 +176,24 @@ function Timeline({ session, roomId, title, me, stored, outbox, members, online 
     }
   }, [stored.length, older.length, start, token, error, loadOlder]);
 
+  // Read receipts: once the newest event is on screen in a visible window (see receipts.ts).
+  const [seeingNewest, setSeeingNewest] = useState(true);
+  const visible = usePageVisible();
+  const lastSent = useRef<string | undefined>(undefined);
+  useEffect(() => {
+    const eventId = receiptToSend({ stored, room, me, lastSent: lastSent.current, visible, atBottom: seeingNewest });
+    if (!eventId || !online) return;
+    lastSent.current = eventId;
+    session.markRead(roomId, eventId).catch(() => {
+      if (lastSent.current === eventId) lastSent.current = undefined; // try again on the next change
+    });
+  }, [stored, room, me, visible, seeingNewest, online, session, roomId]);
+
   const onScroll = () => {
     const element = scroller.current;
     if (!element) return;
     atBottom.current = element.scrollHeight - element.scrollTop - element.clientHeight < 40;
+    setSeeingNewest(atBottom.current);
     if (element.scrollTop < 120) void loadOlder();
   };
 
@@ -178,18 +215,30 @@ function Timeline({ session, roomId, title, me, stored, outbox, members, online 
       </div>
       <ol className="messages" role="log" aria-live="polite" aria-relevant="additions">
         {items.map((item) => (
-          <TimelineRow key={item.key} item={item} session={session} members={members} online={online} />
+          <TimelineRow
+            key={item.key}
+            item={item}
+            session={session}
+            roomId={roomId}
+            me={me}
+            members={members}
+            online={online}
+            onDraft={onDraft}
+          />
         ))}
       </ol>
     </div>
   );
 }
 
-function TimelineRow({ item, session, members, online }: {
+function TimelineRow({ item, session, roomId, me, members, online, onDraft }: {
   item: TimelineItem;
   session: ChatSession;
+  roomId: string;
+  me: string;
   members: Map<string, MemberRecord>;
   online: boolean;
+  onDraft: (draft: Draft) => void;
 }) {
   if (item.kind === "day") {
     return (
@@ -203,8 +252,9 @@ function TimelineRow({ item, session, members, online }: {
   }
   const { event } = item;
   const name = memberName(event.sender, members);
-  const body = typeof event.content["body"] === "string" ? event.content["body"] : "";
+  const body = item.body;
   const emote = event.content["msgtype"] === "m.emote";
+  const sent = !item.pending && !event.event_id.startsWith("~");
   const time = timeLabel(event.origin_server_ts);
   const classes = ["message", item.continued ? "continued" : "", item.pending ? `is-${item.pending}` : ""];
   return (
@@ -218,10 +268,51 @@ function TimelineRow({ item, session, members, online }: {
           <time dateTime={new Date(event.origin_server_ts).toISOString()}>{time}</time>
         </div>
       )}
+      {item.replyTo && (
+        <p className="reply-quote">
+          <span className="visually-hidden">In reply to </span>
+          {item.replyTo.sender ? <strong>{memberName(item.replyTo.sender, members)}</strong> : "a message"}
+          {item.replyTo.body !== undefined && <> {item.replyTo.body}</>}
+        </p>
+      )}
       <div className="body">
         {item.continued && <span className="visually-hidden">{name}, {time}: </span>}
-        {emote ? <em>* {name} {body}</em> : body}
+        {item.redacted ? (
+          <em className="deleted">Message deleted</em>
+        ) : emote ? (
+          <em>* {name} {body}</em>
+        ) : (
+          body
+        )}
+        {item.edited && <span className="edited"> (edited)</span>}
       </div>
+      {item.reactions && item.reactions.length > 0 && (
+        <ul className="reactions" aria-label="Reactions">
+          {item.reactions.map((reaction) => (
+            <li key={reaction.key}>
+              <button
+                type="button"
+                className={`reaction${reaction.mine ? " mine" : ""}`}
+                aria-pressed={reaction.mine !== undefined}
+                aria-label={`${reaction.key} ${reaction.count}: ${reaction.senders.map((s) => memberName(s, members)).join(", ")}`}
+                title={reaction.senders.map((s) => memberName(s, members)).join(", ")}
+                onClick={() => void session.toggleReaction(roomId, event.event_id, reaction.key, reaction.mine)}
+              >
+                {reaction.key} {reaction.count}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      {sent && !item.redacted && (
+        <MessageActions
+          session={session}
+          roomId={roomId}
+          item={item}
+          mine={event.sender === me}
+          onDraft={(kind) => onDraft({ kind, eventId: event.event_id, sender: event.sender, body })}
+        />
+      )}
       {item.pending === "pending" && (
         <span className="pending-label">{online ? "Sending…" : "Waiting for the network…"}</span>
       )}
@@ -240,17 +331,115 @@ function TimelineRow({ item, session, members, online }: {
   );
 }
 
-function Composer({ session, roomId, title }: { session: ChatSession; roomId: string; title: string }) {
-  const [text, setText] = useState("");
+/** Reply, react, and for our own messages edit and delete: shown on hover or focus. */
+function MessageActions({ session, roomId, item, mine, onDraft }: {
+  session: ChatSession;
+  roomId: string;
+  item: Extract<TimelineItem, { kind: "message" }>;
+  mine: boolean;
+  onDraft: (kind: Draft["kind"]) => void;
+}) {
+  const [picking, setPicking] = useState(false);
+  const eventId = item.event.event_id;
+  const react = (key: string) => {
+    setPicking(false);
+    const existing = item.reactions?.find((r) => r.key === key);
+    void session.toggleReaction(roomId, eventId, key, existing?.mine);
+  };
+  return (
+    <div className="message-actions" role="toolbar" aria-label="Message actions">
+      <button type="button" className="icon" aria-label="Add reaction" aria-expanded={picking} title="React" onClick={() => setPicking(!picking)}>
+        ☺
+      </button>
+      <button type="button" className="icon" aria-label="Reply" title="Reply" onClick={() => onDraft("reply")}>
+        ↩
+      </button>
+      {mine && (
+        <>
+          <button type="button" className="icon" aria-label="Edit message" title="Edit" onClick={() => onDraft("edit")}>
+            ✎
+          </button>
+          <button
+            type="button"
+            className="icon"
+            aria-label="Delete message"
+            title="Delete"
+            onClick={() => {
+              if (window.confirm("Delete this message for everyone?")) void session.deleteMessage(roomId, eventId);
+            }}
+          >
+            🗑
+          </button>
+        </>
+      )}
+      {picking && (
+        <div className="reaction-picker" role="group" aria-label="Pick a reaction">
+          {QUICK_REACTIONS.map((key) => (
+            <button key={key} type="button" className="icon" aria-label={`React with ${key}`} onClick={() => react(key)}>
+              {key}
+            </button>
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** Visible and focused: the reader can see the room. */
+function usePageVisible(): boolean {
+  const check = () => typeof document !== "undefined" && document.visibilityState === "visible" && document.hasFocus();
+  const [visible, setVisible] = useState(check);
+  useEffect(() => {
+    const update = () => setVisible(check());
+    document.addEventListener("visibilitychange", update);
+    window.addEventListener("focus", update);
+    window.addEventListener("blur", update);
+    return () => {
+      document.removeEventListener("visibilitychange", update);
+      window.removeEventListener("focus", update);
+      window.removeEventListener("blur", update);
+    };
+  }, []);
+  return visible;
+}
+
+function Composer({ session, roomId, title, draft, onDone, members }: {
+  session: ChatSession;
+  roomId: string;
+  title: string;
+  draft: Draft | undefined;
+  onDone: () => void;
+  members: Map<string, MemberRecord>;
+}) {
+  const [text, setText] = useState(draft?.kind === "edit" ? draft.body : "");
   const id = useId();
+  const input = useRef<HTMLTextAreaElement>(null);
+  const [typing] = useState(() => new TypingNotifier((on, timeoutMs) => session.setTyping(roomId, on, timeoutMs)));
+  useEffect(() => () => typing.stop(), [typing]);
+  useEffect(() => {
+    if (draft) input.current?.focus();
+  }, [draft]);
   const send = async () => {
     const message = text.trim();
     if (!message) return;
     setText("");
+    typing.stop();
     // Written to the outbox (IndexedDB) first; shown as pending; sent when the network allows.
-    await session.sendText(roomId, message);
+    if (draft?.kind === "edit") {
+      if (message !== draft.body) await session.sendEdit(roomId, message, draft.eventId);
+    } else if (draft?.kind === "reply") {
+      await session.sendReply(roomId, message, draft.eventId);
+    } else {
+      await session.sendText(roomId, message);
+    }
+    if (draft) onDone();
   };
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (event.key === "Escape" && draft) {
+      event.preventDefault();
+      onDone();
+      return;
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.nativeEvent.isComposing) {
       event.preventDefault();
       void send();
@@ -264,19 +453,32 @@ function Composer({ session, roomId, title }: { session: ChatSession; roomId: st
         void send();
       }}
     >
+      {draft && (
+        <p className="draft-banner">
+          {draft.kind === "edit" ? "Editing your message" : `Replying to ${memberName(draft.sender, members)}`}
+          <button type="button" className="link" aria-label={draft.kind === "edit" ? "Cancel editing" : "Cancel reply"} onClick={onDone}>
+            Cancel
+          </button>
+        </p>
+      )}
       <label htmlFor={`${id}-text`} className="visually-hidden">
-        Message {title}
+        {draft?.kind === "edit" ? "Edit message" : `Message ${title}`}
       </label>
       <textarea
         id={`${id}-text`}
+        ref={input}
         rows={1}
         value={text}
         placeholder={`Message ${title}`}
-        onChange={(e) => setText(e.target.value)}
+        onChange={(e) => {
+          setText(e.target.value);
+          typing.input(e.target.value);
+        }}
+        onBlur={() => typing.stop()}
         onKeyDown={onKeyDown}
       />
-      <button type="submit" className="primary" aria-label="Send message" disabled={!text.trim()}>
-        Send
+      <button type="submit" className="primary" aria-label={draft?.kind === "edit" ? "Save edit" : "Send message"} disabled={!text.trim()}>
+        {draft?.kind === "edit" ? "Save" : "Send"}
       </button>
     </form>
   );

@@ -1,7 +1,25 @@
 import { useEffect, useState, type KeyboardEvent } from "react";
 import type { ChatSession, SpaceChildInfo } from "../session";
 import type { MemberRecord, RoomRecord } from "../store/schema";
-import { HOME, channelsOf, roomName, type Sidebar } from "./model";
+import { NotificationSetting } from "./NotificationSetting";
+import { HOME, channelsOf, roomName, unreadOf, type Sidebar, type Unread } from "./model";
+
+/** A count of unread notifications; red when some mention us. Hidden from screen readers: the
+ *  control's label says it in words. */
+function Badge({ unread }: { unread: Unread | undefined }) {
+  if (!unread || unread.count === 0) return null;
+  return (
+    <span className={`badge${unread.highlight > 0 ? " highlight" : ""}`} aria-hidden="true">
+      {unread.count > 99 ? "99+" : unread.count}
+    </span>
+  );
+}
+
+function unreadLabel(unread: Unread | undefined): string {
+  if (!unread || unread.count === 0) return "";
+  const mentions = unread.highlight > 0 ? `, ${unread.highlight} mentioning you` : "";
+  return ` (${unread.count} unread${mentions})`;
+}
 
 /** Arrow keys move between the buttons of a list; Tab leaves it. */
 function arrowKeys(event: KeyboardEvent<HTMLElement>) {
@@ -19,8 +37,10 @@ function initials(name: string): string {
   return (words.length > 1 ? (words[0]![0] ?? "") + (words[1]![0] ?? "") : name.replace(/^[#!@]/, "").slice(0, 2)).toUpperCase();
 }
 
-export function ServerRail({ sidebar, selected, onSelect, onCreate, onJoin, me }: {
+export function ServerRail({ sidebar, selected, onSelect, onCreate, onJoin, me, unread }: {
   sidebar: Sidebar;
+  /** By space ID, and HOME for Home. */
+  unread: Map<string, Unread>;
   selected: string;
   me: string;
   onSelect: (spaceId: string) => void;
@@ -34,11 +54,12 @@ export function ServerRail({ sidebar, selected, onSelect, onCreate, onJoin, me }
           type="button"
           className="rail-item home"
           aria-current={selected === HOME ? "page" : undefined}
-          aria-label="Home: direct messages and rooms"
+          aria-label={`Home: direct messages and rooms${unreadLabel(unread.get(HOME))}`}
           title="Home"
           onClick={() => onSelect(HOME)}
         >
           <span aria-hidden="true">⌂</span>
+          <Badge unread={unread.get(HOME)} />
         </button>
       </li>
       <li role="separator" className="rail-separator" />
@@ -50,11 +71,12 @@ export function ServerRail({ sidebar, selected, onSelect, onCreate, onJoin, me }
               type="button"
               className="rail-item"
               aria-current={selected === space.roomId ? "page" : undefined}
-              aria-label={name}
+              aria-label={`${name}${unreadLabel(unread.get(space.roomId))}`}
               title={name}
               onClick={() => onSelect(space.roomId)}
             >
               <span aria-hidden="true">{initials(name)}</span>
+              <Badge unread={unread.get(space.roomId)} />
             </button>
           </li>
         );
@@ -93,18 +115,21 @@ export function ChannelList(props: ChannelListProps) {
   const me = session.session.userId;
   const entry = (room: RoomRecord, prefix: string) => {
     const name = roomName(room, me, members, directs.get(room.roomId));
+    const unread = unreadOf([room]);
     return (
       <li key={room.roomId}>
         <button
           type="button"
-          className="channel"
+          className={`channel${unread.count > 0 ? " unread" : ""}`}
           aria-current={selectedRoom === room.roomId ? "page" : undefined}
+          aria-label={`${name}${unreadLabel(unread)}`}
           onClick={() => onSelectRoom(room.roomId)}
         >
           <span className="channel-prefix" aria-hidden="true">
             {prefix}
           </span>
           {name}
+          <Badge unread={unread} />
         </button>
       </li>
     );
@@ -152,6 +177,7 @@ export function ChannelList(props: ChannelListProps) {
           </>
         )}
       </nav>
+      <NotificationSetting session={session} online={props.online} />
       <footer className="me">
         <span className="me-name" title={me}>
           {me}

@@ -1,7 +1,8 @@
 // What the screens show, derived from store records: pure functions, no React.
 
-import type { RoomEvent } from "../api/types";
+import type { JsonObject, RoomEvent } from "../api/types";
 import type { MemberRecord, OutboxRecord, RoomRecord, TimelineRecord } from "../store/schema";
+import { foldRelations, isRelationOnly, relatesTo, stripReplyFallback, type ReactionSummary } from "./relations";
 
 export const HOME = "home";
 
@@ -91,6 +92,16 @@ export function channelsOf(space: RoomRecord, rooms: RoomRecord[]): RoomRecord[]
   return channels.map((c) => c.room);
 }
 
+/** The joined space a room is a channel of (the first by name), else Home. */
+export function spaceOfRoom(roomId: string, rooms: RoomRecord[]): string {
+  const spaces = rooms.filter((r) => isSpace(r) && r.membership === "join").sort(byName0);
+  return spaces.find((space) => roomId in space.children)?.roomId ?? HOME;
+}
+
+function byName0(a: RoomRecord, b: RoomRecord): number {
+  return (a.name ?? "").localeCompare(b.name ?? "");
+}
+
 // -- the timeline ----------------------------------------------------------------------------------
 
 export type TimelineItem =
@@ -105,6 +116,12 @@ export type TimelineItem =
       txnId?: string;
       /** Same sender as the message before, within a few minutes: no header. */
       continued: boolean;
+      /** What to show: the latest edit's content if edited, the reply fallback removed. */
+      body: string;
+      edited?: boolean;
+      redacted?: boolean;
+      reactions?: ReactionSummary[];
+      replyTo?: { eventId: string; sender?: string; body?: string };
     }
   | { kind: "notice"; key: string; text: string; ts: number };
 
@@ -139,22 +156,27 @@ export function timelineItems(
     events.push({ event });
   }
   for (const entry of outbox) {
-    events.push({
-      event: {
-        event_id: `~${entry.txnId}`,
-        type: entry.eventType,
-        sender: me,
-        origin_server_ts: entry.createdAt,
-        content: entry.content,
-      },
-      pending: entry,
-    });
+    const event: RoomEvent = {
+      event_id: `~${entry.txnId}`,
+      type: entry.eventType,
+      sender: me,
+      origin_server_ts: entry.createdAt,
+      content: entry.content,
+    };
+    if (entry.redacts !== undefined) event.redacts = entry.redacts;
+    events.push({ event, pending: entry });
   }
+  const relations = foldRelations(
+    events.map(({ event, pending }) => (pending ? { event, txnId: pending.txnId } : { event })),
+    me,
+  );
+  const byId = new Map(events.map(({ event }) => [event.event_id, event]));
   const items: TimelineItem[] = [];
   let lastDay = "";
   let lastSender = "";
   let lastTs = 0;
   for (const { event, pending } of events) {
+    if (isRelationOnly(event)) continue;
     const day = dayKey(event.origin_server_ts);
     if (day !== lastDay) {
       items.push({ kind: "day", key: `day-${day}`, label: dayLabel(event.origin_server_ts, locale) });
@@ -163,7 +185,34 @@ export function timelineItems(
     }
     if (event.type === "m.room.message") {
       const continued = lastSender === event.sender && event.origin_server_ts - lastTs < 5 * 60_000;
-      const item: TimelineItem = { kind: "message", key: event.event_id, event, continued };
+      const redacted = relations.redacted.has(event.event_id);
+      const edit = relations.edits.get(event.event_id);
+      const item: TimelineItem = {
+        kind: "message",
+        key: event.event_id,
+        event,
+        continued,
+        body: redacted ? "" : displayBody(edit ?? event.content),
+      };
+      if (redacted) item.redacted = true;
+      else {
+        if (edit) item.edited = true;
+        const reactions = relations.reactions.get(event.event_id);
+        if (reactions) item.reactions = reactions;
+        const parentId = relatesTo(event).inReplyTo;
+        if (parentId) {
+          const parent = byId.get(parentId);
+          item.replyTo = parent
+            ? {
+                eventId: parentId,
+                sender: parent.sender,
+                body: relations.redacted.has(parentId)
+                  ? "Message deleted"
+                  : displayBody(relations.edits.get(parentId) ?? parent.content),
+              }
+            : { eventId: parentId };
+        }
+      }
       if (pending) {
         item.pending = pending.status;
         item.txnId = pending.txnId;
@@ -181,6 +230,35 @@ export function timelineItems(
     }
   }
   return items;
+}
+
+function displayBody(content: JsonObject): string {
+  const body = content["body"];
+  return typeof body === "string" ? stripReplyFallback(body) : "";
+}
+
+// -- unread counts ----------------------------------------------------------------------------------
+
+export interface Unread {
+  count: number;
+  highlight: number;
+}
+
+export function unreadOf(rooms: RoomRecord[]): Unread {
+  let count = 0;
+  let highlight = 0;
+  for (const room of rooms) {
+    count += room.notificationCount ?? 0;
+    highlight += room.highlightCount ?? 0;
+  }
+  return { count, highlight };
+}
+
+/** Badges of the rail: Home (DMs and rooms of no space) and each space (its joined channels). */
+export function railUnread(side: Sidebar, rooms: RoomRecord[]): Map<string, Unread> {
+  const badges = new Map<string, Unread>([[HOME, unreadOf([...side.directs, ...side.homeRooms])]]);
+  for (const space of side.spaces) badges.set(space.roomId, unreadOf(channelsOf(space, rooms)));
+  return badges;
 }
 
 function dayKey(ts: number): string {
@@ -211,4 +289,14 @@ export function backToken(stored: TimelineRecord[]): string | undefined {
 
 export function reachedStart(stored: TimelineRecord[], older: RoomEvent[]): boolean {
   return [...older, ...stored.map((s) => s.event)].some((e) => e.type === "m.room.create");
+}
+
+/** "Bob is typing…" for the users in `typing` (others only). */
+export function typingText(typing: string[] | undefined, members: Map<string, MemberRecord>): string {
+  const names = (typing ?? []).map((id) => memberName(id, members));
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  if (names.length === 3) return `${names[0]}, ${names[1]} and ${names[2]} are typing…`;
+  return "Several people are typing…";
 }
