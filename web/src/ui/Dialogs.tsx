@@ -1,26 +1,9 @@
 import { useId, useState } from "react";
-import { describeError, type ChatSession } from "../session";
+import type { ChatSession } from "../session";
+import { useAction } from "./hooks";
 import { Modal } from "./Modal";
 
 type Done = (roomId: string) => void;
-
-/** Runs an action with busy and error state for a dialog. */
-function useAction() {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | undefined>();
-  const run = async (action: () => Promise<void>) => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await action();
-    } catch (caught) {
-      setError(describeError(caught));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { busy, error, run };
-}
 
 export function CreateServerDialog({ session, onClose, onDone }: { session: ChatSession; onClose: () => void; onDone: Done }) {
   const [name, setName] = useState("");

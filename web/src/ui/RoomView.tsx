@@ -2,7 +2,7 @@ import { useCallback, useEffect, useId, useLayoutEffect, useRef, useState, type 
 import type { RoomEvent } from "../api/types";
 import { describeError, type ChatSession } from "../session";
 import type { MemberRecord, RoomRecord } from "../store/schema";
-import { useStoreData } from "./hooks";
+import { useAction, useStoreData } from "./hooks";
 import { backToken, memberName, reachedStart, timeLabel, timelineItems, typingText, type TimelineItem } from "./model";
 import { receiptToSend } from "./receipts";
 import { TypingNotifier } from "./typing";
@@ -76,19 +76,7 @@ export function RoomView({ session, room, title, online = true }: Props) {
 }
 
 function InviteBanner({ session, room, title }: Props) {
-  const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
-  const act = async (action: () => Promise<void>) => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await action();
-    } catch (caught) {
-      setError(describeError(caught));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, run: act } = useAction();
   return (
     <div className="invite">
       <p>

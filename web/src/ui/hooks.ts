@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import type { Store } from "../store/store";
-import type { ChatSession } from "../session";
+import { describeError, type ChatSession } from "../session";
 import type { SyncStatus } from "../sync/loop";
 
 /**
@@ -69,4 +69,22 @@ export function useMediaQuery(query: string): boolean {
     return () => list.removeEventListener("change", update);
   }, [query]);
   return matches;
+}
+
+/** Runs an action with busy and error state (dialogs, banners). */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | undefined>();
+  const run = async (action: () => Promise<void>) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await action();
+    } catch (caught) {
+      setError(describeError(caught));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run };
 }
