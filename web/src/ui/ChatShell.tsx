@@ -66,7 +66,8 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
   const directs = data?.directs ?? new Map<string, string>();
   const side = buildSidebar(rooms, directs);
   const spaceRecord = space === HOME ? undefined : rooms.find((r) => r.roomId === space && isSpace(r));
-  const room = rooms.find((r) => r.roomId === roomId && !isSpace(r));
+  // A space we are invited to opens like a room: its banner is where the invite is accepted.
+  const room = rooms.find((r) => r.roomId === roomId && (!isSpace(r) || r.membership === "invite"));
 
   // A space we left, or a room that went away: fall back to something that exists.
   useEffect(() => {

@@ -1,0 +1,360 @@
+// End-to-end test of the bundled web client: Playwright (playwright-core, no browser download)
+// drives Debian's Chromium headless against a running homeserver that serves web/dist.
+//
+//   HOMESERVER_URL=http://127.0.0.1:8008 E2E_OUT=../build/e2e npm run e2e
+//
+// HOMESERVER_URL is the page origin (the homeserver with open registration and no rate limits
+// in the way; tests/web/test_web_e2e.py starts one). CHROMIUM_PATH overrides /usr/bin/chromium.
+// E2E_OUT receives the screenshots and timings.json. Exit status 0 when every step passed.
+//
+// Offline: context.setOffline(true) makes navigator.onLine false and fails the page's requests,
+// and context.route("**/_matrix/**") aborts the homeserver's API on top of it. The service
+// worker never handles /_matrix/ (sw/sw.js lets those requests through to the network), so
+// the API calls are the page's own and the route sees them; the app shell on the offline
+// reload comes from the service worker's cache, which is exactly what is under test.
+
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BASE = (process.env.HOMESERVER_URL ?? "").replace(/\/+$/, "");
+const OUT = resolve(process.env.E2E_OUT ?? join(here, "..", "..", "build", "e2e"));
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const DIST = join(here, "..", "dist");
+const LIVE_MS = 10_000; // the longest a message may take to appear for the other user
+const STEP_MS = 20_000; // any other UI wait
+
+if (!BASE) {
+  console.error("HOMESERVER_URL is not set (the origin of a homeserver that serves web/dist)");
+  process.exit(2);
+}
+mkdirSync(OUT, { recursive: true });
+
+const run = Date.now().toString(36);
+const ALICE = { user: `alice${run}`, password: "alice-e2e-password" };
+const BOB = { user: `bob${run}`, password: "bob-e2e-password" };
+const SERVER_NAME = "E2E Server";
+const CHANNEL = "random";
+const timings = {};
+
+function log(message) {
+  console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
+}
+const started = Date.now();
+
+function check(condition, message) {
+  if (!condition) throw new Error(`check failed: ${message}`);
+}
+
+/** Polls `probe` until it returns true; fails with `message` after `timeout` ms. */
+async function eventually(probe, message, timeout = STEP_MS) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (await probe()) return;
+    if (Date.now() > deadline) throw new Error(`timed out: ${message}`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
+
+// -- the size of what the first load needs ------------------------------------------------------
+
+function firstLoadSizes() {
+  const html = readFileSync(join(DIST, "index.html"), "utf8");
+  const refs = new Set();
+  for (const match of html.matchAll(/<script[^>]*\ssrc="([^"]+)"/g)) refs.add(match[1]);
+  for (const match of html.matchAll(/<link[^>]*\srel="(?:modulepreload|stylesheet)"[^>]*\shref="([^"]+)"/g)) {
+    refs.add(match[1]);
+  }
+  const sizes = { js: { raw: 0, gzip: 0, files: [] }, css: { raw: 0, gzip: 0, files: [] } };
+  for (const ref of refs) {
+    const body = readFileSync(join(DIST, ref.replace(/^\//, "")));
+    const kind = ref.endsWith(".css") ? "css" : "js";
+    const gzip = gzipSync(body, { level: 9 }).length;
+    sizes[kind].raw += body.length;
+    sizes[kind].gzip += gzip;
+    sizes[kind].files.push({ file: ref, raw: body.length, gzip });
+  }
+  check(sizes.js.files.length > 0, "dist/index.html loads no script");
+  return sizes;
+}
+
+// -- helpers on a page --------------------------------------------------------------------------
+
+async function signUp(page, who) {
+  await page.goto(BASE + "/");
+  await page.getByRole("tab", { name: "Sign up" }).click();
+  await page.getByLabel("Username").fill(who.user);
+  await page.getByLabel("Password", { exact: true }).fill(who.password);
+  await page.getByLabel("Confirm password").fill(who.password);
+  await page.getByRole("button", { name: "Sign up", exact: true }).click();
+  await page.getByRole("button", { name: "Create a server" }).waitFor({ timeout: STEP_MS });
+}
+
+async function logIn(page, who) {
+  await page.goto(BASE + "/");
+  await page.getByLabel("Username").fill(who.user);
+  await page.getByLabel("Password", { exact: true }).fill(who.password);
+  await page.getByRole("button", { name: "Log in", exact: true }).click();
+  await page.getByRole("button", { name: "Create a server" }).waitFor({ timeout: STEP_MS });
+}
+
+function timeline(page) {
+  return page.getByRole("log");
+}
+
+/** The bodies of the messages on screen, in order (pending ones included). */
+async function bodies(page) {
+  return timeline(page).locator("li.message .body").evaluateAll((nodes) =>
+    nodes.map((node) => {
+      // a continued message's body starts with a visually hidden "name, time: "
+      const clone = node.cloneNode(true);
+      clone.querySelectorAll(".visually-hidden, .edited").forEach((hidden) => hidden.remove());
+      return clone.textContent.trim();
+    }),
+  );
+}
+
+async function send(page, text) {
+  const box = page.getByRole("textbox", { name: /^Message / });
+  await box.fill(text);
+  await box.press("Enter");
+  await timeline(page).locator("li.message .body", { hasText: text }).waitFor({ timeout: STEP_MS });
+}
+
+async function seeMessage(page, text, timeout = LIVE_MS) {
+  await timeline(page).locator("li.message .body", { hasText: text }).first().waitFor({ timeout });
+}
+
+/** Milliseconds from the start of the current navigation until a message is in the timeline. */
+async function timeToTimeline(page) {
+  const handle = await page.waitForFunction(
+    () => (document.querySelector('[role="log"] li.message') ? performance.now() : 0),
+    undefined,
+    { polling: "raf", timeout: STEP_MS },
+  );
+  return Math.round(await handle.jsonValue());
+}
+
+async function accessToken(who) {
+  const response = await fetch(`${BASE}/_matrix/client/v3/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({
+      type: "m.login.password",
+      identifier: { type: "m.id.user", user: who.user },
+      password: who.password,
+      initial_device_display_name: "e2e helper",
+    }),
+  });
+  check(response.ok, `login of ${who.user} over the API: HTTP ${response.status}`);
+  return (await response.json()).access_token;
+}
+
+// -- the scenario -------------------------------------------------------------------------------
+
+async function main() {
+  timings.firstLoad = firstLoadSizes();
+  log(`first load: ${timings.firstLoad.js.gzip} B of gzipped JS, ${timings.firstLoad.css.gzip} B of gzipped CSS`);
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+  const problems = [];
+  try {
+    const desktop = { viewport: { width: 1280, height: 800 } };
+    const aliceContext = await browser.newContext(desktop);
+    const bobContext = await browser.newContext(desktop);
+    const alice = await aliceContext.newPage();
+    const bob = await bobContext.newPage();
+    for (const [name, page] of [["alice", alice], ["bob", bob]]) {
+      page.on("pageerror", (error) => problems.push(`${name}: page error: ${error.message}`));
+    }
+
+    // Both sign up.
+    const coldStart = Date.now();
+    await signUp(alice, ALICE);
+    log(`alice signed up as ${ALICE.user} (${Date.now() - coldStart} ms)`);
+    await signUp(bob, BOB);
+    log(`bob signed up as ${BOB.user}`);
+
+    // Alice creates a server (a space with #general) and a channel in it.
+    await alice.getByRole("button", { name: "Create a server" }).click();
+    await alice.getByLabel("Server name").fill(SERVER_NAME);
+    await alice.getByRole("dialog").getByRole("button", { name: "Create", exact: true }).click();
+    await alice.getByRole("heading", { name: "#general", level: 1 }).waitFor({ timeout: STEP_MS });
+    await alice.getByRole("button", { name: "Create a channel" }).click();
+    await alice.getByLabel("Channel name").fill(CHANNEL);
+    await alice.getByRole("dialog").getByRole("button", { name: "Create channel" }).click();
+    await alice.getByRole("heading", { name: `#${CHANNEL}`, level: 1 }).waitFor({ timeout: STEP_MS });
+    log("alice created the server and the channel");
+
+    // The client has no invite control yet: alice invites bob through the API.
+    const spaceId = await alice.evaluate(() => localStorage.getItem("web.space"));
+    check(spaceId && spaceId.startsWith("!"), `the selected space is a room ID (${spaceId})`);
+    const bobId = `@${BOB.user}:${await serverNameOf(alice)}`;
+    const aliceToken = await accessToken(ALICE);
+    const invite = await fetch(`${BASE}/_matrix/client/v3/rooms/${encodeURIComponent(spaceId)}/invite`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${aliceToken}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ user_id: bobId }),
+    });
+    check(invite.ok, `invite of ${bobId}: HTTP ${invite.status}`);
+    log(`alice invited ${bobId} to the server`);
+
+    // Bob accepts, then joins the channel from the server's list.
+    await bob.getByRole("region", { name: "Invites" }).getByRole("button", { name: new RegExp(SERVER_NAME) }).click({ timeout: STEP_MS });
+    await bob.getByRole("button", { name: "Accept" }).click();
+    await bob.getByRole("list", { name: "Servers" }).getByRole("button", { name: new RegExp(`^${SERVER_NAME}`) }).click({ timeout: STEP_MS });
+    const unjoined = bob.getByRole("region", { name: "Channels you have not joined" });
+    await unjoined.getByRole("button", { name: new RegExp(CHANNEL) }).click({ timeout: STEP_MS });
+    const channelButton = bob.getByRole("navigation", { name: `Channels of ${SERVER_NAME}` }).getByRole("button", { name: CHANNEL, exact: true });
+    await channelButton.click({ timeout: STEP_MS });
+    await bob.getByRole("heading", { name: `#${CHANNEL}`, level: 1 }).waitFor({ timeout: STEP_MS });
+    log("bob joined the server and the channel");
+
+    // A message appears for the other user without a reload.
+    const hello = `hello from alice ${run}`;
+    await send(alice, hello);
+    let t0 = Date.now();
+    await seeMessage(bob, hello);
+    timings.liveMessageMs = Date.now() - t0;
+    log(`bob saw alice's message live in ${timings.liveMessageMs} ms`);
+    const reply = `hi alice, bob here ${run}`;
+    await send(bob, reply);
+    await seeMessage(alice, reply);
+
+    // The service worker must control alice's page before the offline reload.
+    await alice.waitForFunction(() => navigator.serviceWorker?.controller != null, undefined, { timeout: STEP_MS });
+
+    // Online navigation to the first rendered timeline (warm: shell from the service worker).
+    await alice.goto(BASE + "/");
+    timings.onlineTimelineMs = await timeToTimeline(alice);
+    await seeMessage(alice, reply, STEP_MS);
+    log(`online: navigation to first rendered timeline ${timings.onlineTimelineMs} ms`);
+
+    // Alice goes offline and writes three messages.
+    await aliceContext.route("**/_matrix/**", (route) => route.abort("internetdisconnected"));
+    await aliceContext.setOffline(true);
+    await alice.getByRole("main").getByRole("status").filter({ hasText: /^Offline/ }).waitFor({ timeout: STEP_MS });
+    const offline = [1, 2, 3].map((n) => `offline message ${n} ${run}`);
+    for (const text of offline) await send(alice, text);
+    await alice.getByText("3 waiting to send").waitFor({ timeout: STEP_MS });
+    await eventually(async () => (await alice.getByText("Waiting for the network…").count()) === 3, "three messages wait for the network");
+
+    // Reload while still offline: the history and the three pending messages are there.
+    await alice.reload();
+    timings.offlineTimelineMs = await timeToTimeline(alice);
+    log(`offline: reload to first rendered timeline ${timings.offlineTimelineMs} ms`);
+    for (const text of [hello, reply, ...offline]) await seeMessage(alice, text, STEP_MS);
+    await alice.getByText("3 waiting to send").waitFor({ timeout: STEP_MS });
+    await eventually(async () => (await alice.getByText("Waiting for the network…").count()) === 3, "three messages still wait after the reload");
+    const aliceOffline = await bodies(alice);
+    check(
+      JSON.stringify(aliceOffline.slice(-5)) === JSON.stringify([hello, reply, ...offline]),
+      `alice's offline timeline after the reload: ${JSON.stringify(aliceOffline)}`,
+    );
+    await alice.screenshot({ path: join(OUT, "desktop-offline.png") });
+    log("alice reloaded offline and sees the history and three pending messages");
+    check((await bodies(bob)).every((body) => !offline.includes(body)), "nothing reached bob while alice was offline");
+
+    // Back online: bob sees the three messages exactly once and in order.
+    await aliceContext.unroute("**/_matrix/**");
+    await aliceContext.setOffline(false);
+    t0 = Date.now();
+    await seeMessage(bob, offline[2], STEP_MS);
+    timings.outboxFlushMs = Date.now() - t0;
+    await alice.getByText("Waiting for the network…").first().waitFor({ state: "detached", timeout: STEP_MS });
+    await alice.getByText("Sending…").first().waitFor({ state: "detached", timeout: STEP_MS });
+    // Let any duplicate that would come arrive before counting.
+    await bob.waitForTimeout(1500);
+    const bobSees = (await bodies(bob)).filter((body) => offline.includes(body));
+    check(JSON.stringify(bobSees) === JSON.stringify(offline), `bob sees the offline messages once, in order: ${JSON.stringify(bobSees)}`);
+    const aliceSees = (await bodies(alice)).filter((body) => offline.includes(body));
+    check(JSON.stringify(aliceSees) === JSON.stringify(offline), `alice sees her messages once, in order: ${JSON.stringify(aliceSees)}`);
+    log(`back online: bob saw the three messages once and in order (${timings.outboxFlushMs} ms)`);
+
+    // A direct message: bob starts it, alice accepts, both use it.
+    await bob.getByRole("list", { name: "Servers" }).getByRole("button", { name: /^Home/ }).click();
+    await bob.getByRole("button", { name: "New direct message" }).click();
+    await bob.getByLabel("User").fill(ALICE.user);
+    await bob.getByRole("dialog").getByRole("button", { name: "Start chat" }).click();
+    await bob.getByRole("textbox", { name: /^Message / }).waitFor({ timeout: STEP_MS });
+    const dmFirst = `a private word, alice ${run}`;
+    await send(bob, dmFirst);
+    await alice.getByRole("list", { name: "Servers" }).getByRole("button", { name: /^Home/ }).click();
+    await alice.getByRole("region", { name: "Invites" }).getByRole("button").first().click({ timeout: STEP_MS });
+    await alice.getByRole("button", { name: "Accept" }).click();
+    await seeMessage(alice, dmFirst, STEP_MS);
+    // Accepting records the room in m.direct: it moves from Invites to Direct messages.
+    await alice.getByRole("region", { name: "Direct messages" }).getByRole("button", { name: new RegExp(BOB.user) }).waitFor({ timeout: STEP_MS });
+    const dmAnswer = `got it, bob ${run}`;
+    await send(alice, dmAnswer);
+    await seeMessage(bob, dmAnswer);
+    log("the DM was started, accepted and used");
+    await bob.screenshot({ path: join(OUT, "desktop-dm.png") });
+
+    // Layouts: desktop (1280x800) and phone (375x812).
+    await alice.getByRole("list", { name: "Servers" }).getByRole("button", { name: new RegExp(`^${SERVER_NAME}`) }).click();
+    await alice.getByRole("navigation", { name: `Channels of ${SERVER_NAME}` }).getByRole("button", { name: CHANNEL, exact: true }).click();
+    await seeMessage(alice, offline[2], STEP_MS);
+    await alice.screenshot({ path: join(OUT, "desktop.png") });
+
+    const phoneContext = await browser.newContext({
+      viewport: { width: 375, height: 812 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+    });
+    const phone = await phoneContext.newPage();
+    phone.on("pageerror", (error) => problems.push(`phone: page error: ${error.message}`));
+    await phone.goto(BASE + "/");
+    await phone.getByLabel("Username").waitFor();
+    await phone.screenshot({ path: join(OUT, "phone-login.png") });
+    await phone.getByLabel("Username").fill(BOB.user);
+    await phone.getByLabel("Password", { exact: true }).fill(BOB.password);
+    await phone.getByRole("button", { name: "Log in", exact: true }).click();
+    const menu = phone.getByRole("button", { name: "Open servers and channels" });
+    await menu.waitFor({ timeout: STEP_MS });
+    await menu.click();
+    await phone.getByRole("list", { name: "Servers" }).getByRole("button", { name: new RegExp(`^${SERVER_NAME}`) }).click();
+    await phone.getByRole("navigation", { name: `Channels of ${SERVER_NAME}` }).getByRole("button", { name: CHANNEL, exact: true }).click();
+    await seeMessage(phone, offline[2], STEP_MS);
+    await phone.screenshot({ path: join(OUT, "phone.png") });
+    await menu.click();
+    await phone.getByRole("navigation", { name: `Channels of ${SERVER_NAME}` }).waitFor();
+    await phone.waitForTimeout(400); // the drawer's slide-in transition
+    await phone.screenshot({ path: join(OUT, "phone-drawer.png") });
+    log("screenshots written");
+
+    check(problems.length === 0, `no uncaught errors in the pages:\n${problems.join("\n")}`);
+  } catch (error) {
+    for (const [index, context] of browser.contexts().entries()) {
+      for (const [n, page] of context.pages().entries()) {
+        await page.screenshot({ path: join(OUT, `failure-${index}-${n}.png`) }).catch(() => undefined);
+      }
+    }
+    if (problems.length) console.error(problems.join("\n"));
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+async function serverNameOf(page) {
+  const me = await page.locator(".me-name").textContent();
+  return me.slice(me.indexOf(":") + 1);
+}
+
+try {
+  await main();
+  timings.ok = true;
+  writeFileSync(join(OUT, "timings.json"), JSON.stringify(timings, null, 2) + "\n");
+  log(`passed; timings in ${join(OUT, "timings.json")}`);
+} catch (error) {
+  timings.ok = false;
+  timings.error = String(error?.stack ?? error);
+  writeFileSync(join(OUT, "timings.json"), JSON.stringify(timings, null, 2) + "\n");
+  console.error(error);
+  process.exit(1);
+}
