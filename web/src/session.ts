@@ -4,6 +4,9 @@
 
 import { MatrixApi, MatrixApiError, isAbort, type FetchLike, type Session } from "./api/client";
 import type { CreateRoomRequest, HierarchyRoom, JsonObject, RoomEvent } from "./api/types";
+import { downloadUrl, thumbnailUrl } from "./api/media";
+import { attachmentContent, fileNameOf } from "./media/attach";
+import { BlobCache } from "./media/blobCache";
 import { Outbox } from "./outbox/outbox";
 import type { RoomRecord } from "./store/schema";
 import type { Store } from "./store/store";
@@ -71,6 +74,8 @@ export class ChatSession {
   readonly api: MatrixApi;
   readonly sync: SyncLoop;
   readonly outbox: Outbox;
+  /** Authenticated media (thumbnails, images, files) as object URLs. */
+  readonly media: BlobCache;
   readonly serverName: string;
   private statusListeners = new Set<StatusListener>();
   private cleanup: (() => void)[] = [];
@@ -83,6 +88,7 @@ export class ChatSession {
     this.api = MatrixApi.forSession(session, fetch);
     this.serverName = serverNameOf(session.userId);
     this.outbox = new Outbox({ store, api: this.api, userId: session.userId });
+    this.media = new BlobCache({ fetchBlob: (url) => this.api.fetchMedia(url) });
     this.sync = new SyncLoop({
       api: this.api,
       store,
@@ -119,6 +125,7 @@ export class ChatSession {
 
   async stop(): Promise<void> {
     for (const undo of this.cleanup.splice(0)) undo();
+    this.media.clear();
     await this.sync.stop();
   }
 
@@ -137,6 +144,21 @@ export class ChatSession {
 
   async sendText(roomId: string, text: string): Promise<void> {
     await this.outbox.sendText(roomId, text);
+  }
+
+  /** An image or file: stored in the outbox with its Blob, uploaded and sent when online. */
+  async sendFile(roomId: string, file: Blob): Promise<void> {
+    const fileName = fileNameOf(file);
+    const content = await attachmentContent(file, fileName);
+    await this.outbox.sendAttachment(roomId, file, fileName, content);
+  }
+
+  /** The authenticated URL of a media item (undefined for a URI that is not mxc://). */
+  mediaUrl(mxc: unknown, thumbnail?: { width: number; height: number }): string | undefined {
+    if (typeof mxc !== "string") return undefined;
+    return thumbnail
+      ? thumbnailUrl(this.api.baseUrl, mxc, thumbnail.width, thumbnail.height, "scale")
+      : downloadUrl(this.api.baseUrl, mxc);
   }
 
   async sendReply(roomId: string, text: string, replyTo: string): Promise<void> {

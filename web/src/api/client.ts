@@ -12,6 +12,7 @@ import type {
   SyncResponse,
   UiaResponse,
 } from "./types";
+import { UPLOAD_PATH } from "./media";
 
 /** The server answered, with an error. */
 export class MatrixApiError extends Error {
@@ -106,6 +107,8 @@ export class MatrixApi {
   accessToken: string | undefined;
   private readonly fetchImpl: FetchLike;
   private readonly requestTimeoutMs: number;
+  /** Uploads go through XMLHttpRequest (for progress) unless a fetch was given (tests). */
+  private readonly useXhr: boolean;
 
   constructor(options: ApiOptions) {
     this.baseUrl = normalizeBaseUrl(options.baseUrl);
@@ -113,6 +116,7 @@ export class MatrixApi {
     // Bound to globalThis: calling an unbound window.fetch throws "Illegal invocation".
     this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.useXhr = options.fetch === undefined && typeof XMLHttpRequest !== "undefined";
   }
 
   static forSession(session: Session, fetch?: FetchLike): MatrixApi {
@@ -311,6 +315,76 @@ export class MatrixApi {
     }
   }
 
+  // -- media ------------------------------------------------------------------------------------
+
+  /**
+   * POST /_matrix/media/v3/upload: answers the new `mxc://` URI. Not idempotent: an upload
+   * whose answer was lost and is repeated makes a second media item on the server.
+   * In the browser it goes through XMLHttpRequest, since fetch reports no upload progress.
+   */
+  async upload(
+    file: Blob,
+    options: { fileName?: string; contentType?: string; onProgress?: UploadProgress; signal?: AbortSignal } = {},
+  ): Promise<{ content_uri: string }> {
+    if (!this.accessToken) throw new MatrixApiError(401, "M_MISSING_TOKEN", "Not logged in");
+    const url = new URL(this.baseUrl + UPLOAD_PATH);
+    if (options.fileName) url.searchParams.set("filename", options.fileName);
+    const headers: Record<string, string> = {
+      Authorization: `Bearer ${this.accessToken}`,
+      "Content-Type": options.contentType || file.type || "application/octet-stream",
+    };
+    if (options.signal?.aborted) throw new DOMException("Aborted", "AbortError");
+    let status: number;
+    let text: string;
+    if (this.useXhr) {
+      ({ status, text } = await xhrUpload(url.toString(), headers, file, options.onProgress, options.signal));
+    } else {
+      let response: Response;
+      try {
+        response = await this.fetchImpl(url.toString(), {
+          method: "POST",
+          headers,
+          body: file,
+          signal: options.signal ?? null,
+          cache: "no-store",
+        });
+        text = await response.text();
+      } catch (error) {
+        if (options.signal?.aborted) throw new DOMException("Aborted", "AbortError");
+        throw new NetworkError("The server could not be reached", error);
+      }
+      status = response.status;
+      options.onProgress?.(file.size, file.size);
+    }
+    const parsed = parseJson(text);
+    if (status < 200 || status >= 300) throw apiError(status, parsed);
+    const uri = isObject(parsed) ? parsed["content_uri"] : undefined;
+    if (typeof uri !== "string") {
+      throw new MatrixApiError(status, "M_UNKNOWN", "The server did not answer with a content_uri");
+    }
+    return { content_uri: uri };
+  }
+
+  /** GET of an authenticated media URL (download or thumbnail), with the access token. */
+  async fetchMedia(url: string, signal?: AbortSignal): Promise<Blob> {
+    if (!this.accessToken) throw new MatrixApiError(401, "M_MISSING_TOKEN", "Not logged in");
+    let response: Response;
+    let blob: Blob;
+    try {
+      response = await this.fetchImpl(url, {
+        headers: { Authorization: `Bearer ${this.accessToken}` },
+        signal: signal ?? null,
+      });
+      if (!response.ok) throw apiError(response.status, parseJson(await response.text()));
+      blob = await response.blob();
+    } catch (error) {
+      if (error instanceof MatrixApiError) throw error;
+      if (signal?.aborted) throw new DOMException("Aborted", "AbortError");
+      throw new NetworkError("The media could not be fetched", error);
+    }
+    return blob;
+  }
+
   // -- transport --------------------------------------------------------------------------------
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -379,6 +453,56 @@ export class MatrixApi {
     }
     return parsed as T;
   }
+}
+
+export type UploadProgress = (loaded: number, total: number) => void;
+
+function xhrUpload(
+  url: string,
+  headers: Record<string, string>,
+  body: Blob,
+  onProgress: UploadProgress | undefined,
+  signal: AbortSignal | undefined,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+    const onAbort = () => xhr.abort();
+    const done = () => signal?.removeEventListener("abort", onAbort);
+    xhr.upload.onprogress = (event) => onProgress?.(event.loaded, event.lengthComputable ? event.total : body.size);
+    xhr.onload = () => {
+      done();
+      resolve({ status: xhr.status, text: xhr.responseText });
+    };
+    xhr.onerror = () => {
+      done();
+      reject(new NetworkError("The server could not be reached"));
+    };
+    xhr.ontimeout = xhr.onerror;
+    xhr.onabort = () => {
+      done();
+      reject(new DOMException("Aborted", "AbortError"));
+    };
+    signal?.addEventListener("abort", onAbort);
+    xhr.send(body);
+  });
+}
+
+function parseJson(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function apiError(status: number, parsed: unknown): MatrixApiError {
+  const body = isObject(parsed) ? parsed : {};
+  const errcode = typeof body["errcode"] === "string" ? body["errcode"] : "M_UNKNOWN";
+  const message = typeof body["error"] === "string" ? body["error"] : `HTTP ${status}`;
+  return new MatrixApiError(status, errcode, message, body);
 }
 
 function viaQuery(via: string[]): string {

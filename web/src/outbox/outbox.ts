@@ -4,16 +4,22 @@
 // retry reuses the entry's txnId, so a send whose answer was lost is not posted twice: the
 // server answers the repeated txnId with the first event_id.
 
-import { isTransient, type MatrixApi } from "../api/client";
+import { isAbort, isTransient, type MatrixApi } from "../api/client";
 import type { JsonObject, RoomEvent } from "../api/types";
 import type { OutboxRecord } from "../store/schema";
 import type { Store } from "../store/store";
 
 export type FlushResult = "done" | "blocked";
 
+/** Bytes sent of the upload in progress of an entry (kept in memory, not on disk). */
+export interface UploadState {
+  loaded: number;
+  total: number;
+}
+
 export interface OutboxOptions {
   store: Store;
-  api: Pick<MatrixApi, "sendEvent" | "redact">;
+  api: Pick<MatrixApi, "sendEvent" | "redact" | "upload">;
   userId: string;
   newTxnId?: () => string;
   now?: () => number;
@@ -35,6 +41,9 @@ export function makeTxnId(): string {
 export class Outbox {
   private running: Promise<FlushResult> | undefined;
   private again = false;
+  private readonly uploads = new Map<string, UploadState>();
+  private readonly uploadListeners = new Set<() => void>();
+  private uploading: { txnId: string; controller: AbortController } | undefined;
 
   constructor(private readonly options: OutboxOptions) {}
 
@@ -56,6 +65,42 @@ export class Outbox {
 
   async sendText(roomId: string, text: string): Promise<OutboxRecord> {
     return this.send(roomId, { msgtype: "m.text", body: text });
+  }
+
+  /**
+   * Queues an image or file: the Blob is stored with the entry (so it survives offline and a
+   * reload), uploaded when its turn comes, and the event then sent with the entry's txnId.
+   * `content` is the event without `url` (msgtype, body, info).
+   */
+  async sendAttachment(roomId: string, file: Blob, fileName: string, content: JsonObject): Promise<OutboxRecord> {
+    const entry = await this.options.store.addOutbox({
+      txnId: (this.options.newTxnId ?? makeTxnId)(),
+      roomId,
+      eventType: "m.room.message",
+      content,
+      attachment: { file, fileName },
+      createdAt: (this.options.now ?? Date.now)(),
+      status: "pending",
+      attempts: 0,
+    });
+    void this.flush().catch(() => undefined);
+    return entry;
+  }
+
+  /** The upload in progress of an entry, if any. */
+  uploadState(txnId: string): UploadState | undefined {
+    return this.uploads.get(txnId);
+  }
+
+  onUploadProgress(listener: () => void): () => void {
+    this.uploadListeners.add(listener);
+    return () => this.uploadListeners.delete(listener);
+  }
+
+  private setUpload(txnId: string, state: UploadState | undefined): void {
+    if (state) this.uploads.set(txnId, state);
+    else this.uploads.delete(txnId);
+    for (const listener of [...this.uploadListeners]) listener();
   }
 
   /** Queues a redaction of `eventId`; it goes out in order with the rest, with its txnId. */
@@ -100,24 +145,59 @@ export class Outbox {
     return this.flush();
   }
 
+  /** Drops an entry; an upload of it in progress is aborted. */
   async discard(txnId: string): Promise<void> {
     await this.options.store.discardOutbox(txnId);
+    if (this.uploading?.txnId === txnId) this.uploading.controller.abort();
+  }
+
+  /** Uploads the entry's file, then stores its mxc:// URI in the content and drops the Blob
+   *  (persisted before the send, so a retry of the send does not upload again). */
+  private async uploadAttachment(entry: OutboxRecord): Promise<OutboxRecord | undefined> {
+    const { store, api } = this.options;
+    const attachment = entry.attachment!;
+    const controller = new AbortController();
+    this.uploading = { txnId: entry.txnId, controller };
+    const total = attachment.file.size;
+    this.setUpload(entry.txnId, { loaded: 0, total });
+    try {
+      const { content_uri: url } = await api.upload(attachment.file, {
+        fileName: attachment.fileName,
+        contentType: attachment.file.type || "application/octet-stream",
+        signal: controller.signal,
+        onProgress: (loaded, size) => this.setUpload(entry.txnId, { loaded, total: size || total }),
+      });
+      const content = { ...entry.content, url };
+      await store.updateOutbox(entry.txnId, { content, attachment: undefined });
+      // Discarded while the answer was on its way: updateOutbox found nothing to update.
+      return (await store.getOutbox(entry.txnId)) ? { ...entry, content, attachment: undefined } : undefined;
+    } finally {
+      this.uploading = undefined;
+      this.setUpload(entry.txnId, undefined);
+    }
   }
 
   private async flushOnce(): Promise<FlushResult> {
     const { store, api, userId } = this.options;
     const now = this.options.now ?? Date.now;
     for (;;) {
-      const entry = (await store.listOutbox()).find((e) => e.status === "pending");
+      let entry = (await store.listOutbox()).find((e) => e.status === "pending");
       if (!entry) return "done";
       await store.updateOutbox(entry.txnId, { attempts: entry.attempts + 1 });
       let eventId: string;
       try {
+        if (entry.attachment) {
+          const uploaded = await this.uploadAttachment(entry);
+          if (!uploaded) continue; // discarded meanwhile
+          entry = uploaded;
+        }
         ({ event_id: eventId } =
           entry.redacts !== undefined
             ? await api.redact(entry.roomId, entry.redacts, entry.txnId, entry.content)
             : await api.sendEvent(entry.roomId, entry.eventType, entry.txnId, entry.content));
       } catch (error) {
+        // The user cancelled the upload (the entry is discarded): go on with the rest.
+        if (isAbort(error)) continue;
         this.options.onError?.(entry, error);
         if (isTransient(error)) {
           // No answer, or the server is struggling: keep it (and everything after it, so the

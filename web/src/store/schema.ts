@@ -90,6 +90,14 @@ export interface OutboxRecord {
   error?: string;
   /** For `m.room.redaction`: the event to redact (sent with PUT /redact, not /send). */
   redacts?: string;
+  /** For an image or file: the file itself (IndexedDB keeps Blobs), until it is uploaded.
+   *  The upload's mxc:// URI goes into `content.url` and the Blob is dropped, in one write. */
+  attachment?: OutboxAttachment;
+}
+
+export interface OutboxAttachment {
+  file: Blob;
+  fileName: string;
 }
 
 export interface AccountDataRecord {

@@ -34,6 +34,8 @@ export class FakeHomeserver {
   readonly syncResponses: SyncResponse[] = [];
   /** Faults for the next requests that match. */
   readonly faults: { match: (r: RecordedRequest) => boolean; fault: Fault }[] = [];
+  /** Files the server accepted through POST /upload, in order (a repeated upload is another). */
+  readonly uploads: { contentUri: string; fileName: string | null; contentType: string; file: Blob }[] = [];
   offline = false;
   /** Called before a request is answered (to check what is on disk at that moment). */
   onRequest?: (request: RecordedRequest) => void | Promise<void>;
@@ -47,7 +49,8 @@ export class FakeHomeserver {
       method: init?.method ?? "GET",
       path: decodeURIComponent(url.pathname),
       query: url.searchParams,
-      body: typeof init?.body === "string" ? JSON.parse(init.body) : undefined,
+      // JSON bodies parsed; a Blob (an upload) as it is.
+      body: typeof init?.body === "string" ? JSON.parse(init.body) : (init?.body ?? undefined),
       headers,
     };
     this.requests.push(request);
@@ -79,6 +82,20 @@ export class FakeHomeserver {
     const send =
       request.path.match(/^\/_matrix\/client\/v3\/rooms\/([^/]+)\/send\/([^/]+)\/([^/]+)$/) ??
       (redact ? [redact[0], redact[1], "m.room.redaction", redact[2]] : null);
+    if (request.path === "/_matrix/media/v3/upload" && request.method === "POST") {
+      const contentUri = `mxc://example.org/media${this.uploads.length + 1}`;
+      const file = request.body instanceof Blob ? request.body : new Blob([]);
+      const contentType = request.headers["Content-Type"] ?? "application/octet-stream";
+      this.uploads.push({ contentUri, fileName: url.searchParams.get("filename"), contentType, file });
+      return json(200, { content_uri: contentUri });
+    }
+    const media = request.path.match(/^\/_matrix\/client\/v1\/media\/(?:download|thumbnail)\/([^/]+)\/([^/]+)/);
+    if (media && request.method === "GET") {
+      if (!request.headers["Authorization"]) return json(401, { errcode: "M_MISSING_TOKEN", error: "No token" });
+      const found = this.uploads.find((u) => u.contentUri === `mxc://${media[1]}/${media[2]}`);
+      if (!found) return json(404, { errcode: "M_NOT_FOUND", error: "Not found" });
+      return new Response(found.file, { status: 200, headers: { "Content-Type": found.contentType } });
+    }
     if (send && request.method === "PUT") {
       const [, roomId = "", type = "", txnId = ""] = send;
       let event = this.byTxn.get(txnId);

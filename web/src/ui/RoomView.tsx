@@ -1,8 +1,9 @@
-import { useCallback, useEffect, useId, useLayoutEffect, useRef, useState, type KeyboardEvent } from "react";
+import { useCallback, useEffect, useId, useLayoutEffect, useRef, useState, type ClipboardEvent, type DragEvent, type KeyboardEvent } from "react";
 import type { RoomEvent } from "../api/types";
 import { describeError, type ChatSession } from "../session";
 import type { MemberRecord, RoomRecord } from "../store/schema";
 import { useAction, useStoreData } from "./hooks";
+import { AttachButton, MessageMedia, UploadProgress, isMediaMessage } from "./Media";
 import { backToken, memberName, reachedStart, timeLabel, timelineItems, typingText, type TimelineItem } from "./model";
 import { receiptToSend } from "./receipts";
 import { TypingNotifier } from "./typing";
@@ -70,6 +71,7 @@ export function RoomView({ session, room, title, online = true }: Props) {
         draft={draft}
         onDone={() => setDraft(undefined)}
         members={data?.members ?? new Map()}
+        online={online}
       />
     </div>
   );
@@ -269,6 +271,8 @@ function TimelineRow({ item, session, roomId, me, members, online, onDraft }: {
           <em className="deleted">Message deleted</em>
         ) : emote ? (
           <em>* {name} {body}</em>
+        ) : isMediaMessage(item) ? (
+          <MessageMedia session={session} item={item} />
         ) : (
           body
         )}
@@ -303,6 +307,9 @@ function TimelineRow({ item, session, roomId, me, members, online, onDraft }: {
       )}
       {item.pending === "pending" && (
         <span className="pending-label">{online ? "Sending…" : "Waiting for the network…"}</span>
+      )}
+      {item.pending === "pending" && item.attachment && item.txnId && (
+        <UploadProgress session={session} txnId={item.txnId} name={item.attachment.fileName} />
       )}
       {item.pending === "failed" && item.txnId && (
         <span className="pending-label failed" role="alert">
@@ -344,9 +351,11 @@ function MessageActions({ session, roomId, item, mine, onDraft }: {
       </button>
       {mine && (
         <>
-          <button type="button" className="icon" aria-label="Edit message" title="Edit" onClick={() => onDraft("edit")}>
-            ✎
-          </button>
+          {!isMediaMessage(item) && (
+            <button type="button" className="icon" aria-label="Edit message" title="Edit" onClick={() => onDraft("edit")}>
+              ✎
+            </button>
+          )}
           <button
             type="button"
             className="icon"
@@ -391,13 +400,14 @@ function usePageVisible(): boolean {
   return visible;
 }
 
-function Composer({ session, roomId, title, draft, onDone, members }: {
+function Composer({ session, roomId, title, draft, onDone, members, online }: {
   session: ChatSession;
   roomId: string;
   title: string;
   draft: Draft | undefined;
   onDone: () => void;
   members: Map<string, MemberRecord>;
+  online: boolean;
 }) {
   const [text, setText] = useState(draft?.kind === "edit" ? draft.body : "");
   const id = useId();
@@ -422,6 +432,30 @@ function Composer({ session, roomId, title, draft, onDone, members }: {
     }
     if (draft) onDone();
   };
+  const [attachError, setAttachError] = useState<string>();
+  // Files (picked, pasted or dropped) go to the outbox with their Blob, like text: stored
+  // first, shown pending with their upload's progress, uploaded and sent when online.
+  const attach = (files: File[]) => {
+    setAttachError(undefined);
+    void (async () => {
+      for (const file of files) await session.sendFile(roomId, file);
+    })().catch((caught: unknown) => setAttachError(describeError(caught)));
+  };
+  const onPaste = (event: ClipboardEvent<HTMLTextAreaElement>) => {
+    const files = [...event.clipboardData.files];
+    if (files.length === 0 || draft) return;
+    event.preventDefault();
+    attach(files);
+  };
+  const onDragOver = (event: DragEvent<HTMLFormElement>) => {
+    if (event.dataTransfer.types.includes("Files")) event.preventDefault();
+  };
+  const onDrop = (event: DragEvent<HTMLFormElement>) => {
+    const files = [...event.dataTransfer.files];
+    if (files.length === 0 || draft) return;
+    event.preventDefault();
+    attach(files);
+  };
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
     if (event.key === "Escape" && draft) {
       event.preventDefault();
@@ -440,6 +474,8 @@ function Composer({ session, roomId, title, draft, onDone, members }: {
         event.preventDefault();
         void send();
       }}
+      onDragOver={onDragOver}
+      onDrop={onDrop}
     >
       {draft && (
         <p className="draft-banner">
@@ -464,10 +500,17 @@ function Composer({ session, roomId, title, draft, onDone, members }: {
         }}
         onBlur={() => typing.stop()}
         onKeyDown={onKeyDown}
+        onPaste={onPaste}
       />
+      {!draft && <AttachButton online={online} onFiles={attach} />}
       <button type="submit" className="primary" aria-label={draft?.kind === "edit" ? "Save edit" : "Send message"} disabled={!text.trim()}>
         {draft?.kind === "edit" ? "Save" : "Send"}
       </button>
+      {attachError && (
+        <p className="error" role="alert">
+          Could not attach the file: {attachError}
+        </p>
+      )}
     </form>
   );
 }

@@ -1,7 +1,7 @@
 // What the screens show, derived from store records: pure functions, no React.
 
 import type { JsonObject, RoomEvent } from "../api/types";
-import type { MemberRecord, OutboxRecord, RoomRecord, TimelineRecord } from "../store/schema";
+import type { MemberRecord, OutboxAttachment, OutboxRecord, RoomRecord, TimelineRecord } from "../store/schema";
 import { foldRelations, isRelationOnly, relatesTo, stripReplyFallback, type ReactionSummary } from "./relations";
 
 export const HOME = "home";
@@ -114,6 +114,8 @@ export type TimelineItem =
       pending?: "pending" | "failed";
       error?: string;
       txnId?: string;
+      /** A pending image or file not uploaded yet: the file itself, for a local preview. */
+      attachment?: OutboxAttachment;
       /** Same sender as the message before, within a few minutes: no header. */
       continued: boolean;
       /** What to show: the latest edit's content if edited, the reply fallback removed. */
@@ -217,6 +219,7 @@ export function timelineItems(
         item.pending = pending.status;
         item.txnId = pending.txnId;
         if (pending.error) item.error = pending.error;
+        if (pending.attachment) item.attachment = pending.attachment;
       }
       items.push(item);
       lastSender = event.sender;
