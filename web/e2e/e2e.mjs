@@ -138,21 +138,6 @@ async function timeToTimeline(page) {
   return Math.round(await handle.jsonValue());
 }
 
-async function accessToken(who) {
-  const response = await fetch(`${BASE}/_matrix/client/v3/login`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({
-      type: "m.login.password",
-      identifier: { type: "m.id.user", user: who.user },
-      password: who.password,
-      initial_device_display_name: "e2e helper",
-    }),
-  });
-  check(response.ok, `login of ${who.user} over the API: HTTP ${response.status}`);
-  return (await response.json()).access_token;
-}
-
 // -- the scenario -------------------------------------------------------------------------------
 
 async function main() {
@@ -189,17 +174,18 @@ async function main() {
     await alice.getByRole("heading", { name: `#${CHANNEL}`, level: 1 }).waitFor({ timeout: STEP_MS });
     log("alice created the server and the channel");
 
-    // The client has no invite control yet: alice invites bob through the API.
-    const spaceId = await alice.evaluate(() => localStorage.getItem("web.space"));
-    check(spaceId && spaceId.startsWith("!"), `the selected space is a room ID (${spaceId})`);
+    // Alice invites bob to the server from its channel list, by user ID.
     const bobId = `@${BOB.user}:${await serverNameOf(alice)}`;
-    const aliceToken = await accessToken(ALICE);
-    const invite = await fetch(`${BASE}/_matrix/client/v3/rooms/${encodeURIComponent(spaceId)}/invite`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${aliceToken}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ user_id: bobId }),
-    });
-    check(invite.ok, `invite of ${bobId}: HTTP ${invite.status}`);
+    await alice.getByRole("button", { name: "Invite people", exact: true }).click();
+    const inviteDialog = alice.getByRole("dialog", { name: `Invite people to ${SERVER_NAME}` });
+    await inviteDialog.getByLabel("User ID").fill("not a user id");
+    await inviteDialog.getByRole("button", { name: "Invite", exact: true }).click();
+    await inviteDialog.getByRole("alert").filter({ hasText: "Enter a user ID" }).waitFor({ timeout: STEP_MS });
+    await inviteDialog.getByLabel("User ID").fill(bobId);
+    await inviteDialog.getByRole("button", { name: "Invite", exact: true }).click();
+    await inviteDialog.getByRole("status").filter({ hasText: `Invited ${bobId}` }).waitFor({ timeout: STEP_MS });
+    await inviteDialog.getByRole("button", { name: "Cancel" }).click();
+    await inviteDialog.waitFor({ state: "detached", timeout: STEP_MS });
     log(`alice invited ${bobId} to the server`);
 
     // Bob accepts, then joins the channel from the server's list.

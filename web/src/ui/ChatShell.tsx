@@ -2,6 +2,8 @@ import { useEffect, useRef, useState } from "react";
 import type { ChatSession } from "../session";
 import type { MemberRecord } from "../store/schema";
 import { CreateChannelDialog, CreateServerDialog, DirectMessageDialog, JoinDialog } from "./Dialogs";
+import { InviteDialog } from "./InviteDialog";
+import { SettingsDialog } from "./SettingsDialog";
 import { useBrowserOnline, useMediaQuery, useStoreData, useSyncStatus } from "./hooks";
 import { HOME, channelsOf, directRoomIds, isSpace, railUnread, roomName, spaceOfRoom, sidebar as buildSidebar } from "./model";
 import { roomFromHash } from "./route";
@@ -9,7 +11,7 @@ import { RoomView } from "./RoomView";
 import { ChannelList, ServerRail } from "./Sidebar";
 import { StatusIndicator } from "./StatusIndicator";
 
-type DialogKind = "createServer" | "createChannel" | "join" | "direct";
+type DialogKind = "createServer" | "createChannel" | "join" | "direct" | "inviteServer" | "inviteRoom" | "settings";
 
 const remembered = (key: string) => {
   try {
@@ -147,6 +149,8 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
 
   const dmUser = room ? directs.get(room.roomId) : undefined;
   const title = room ? (dmUser ? "" : "#") + roomName(room, me, data?.members, dmUser) : "";
+  // Channels and group rooms take invites from here; a DM's is its one other person.
+  const invitable = room && !dmUser && room.membership === "join" ? room : undefined;
 
   const logOut = async () => {
     await session.logOut();
@@ -204,6 +208,8 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
           onSelectRoom={selectRoom}
           onCreateChannel={() => setDialog("createChannel")}
           onNewDirect={() => setDialog("direct")}
+          onInvite={() => setDialog("inviteServer")}
+          onSettings={() => setDialog("settings")}
           onLogOut={() => void logOut()}
         />
       </div>
@@ -224,6 +230,11 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
             </button>
           )}
           <h1 className="chat-title">{room ? title : "Chat"}</h1>
+          {invitable && (
+            <button type="button" className="text-action" aria-label="Invite people to this room" title="Invite people to this room" onClick={() => setDialog("inviteRoom")}>
+              Invite
+            </button>
+          )}
           <StatusIndicator status={status} browserOnline={browserOnline} pending={data?.pending ?? 0} />
         </header>
         {room ? (
@@ -262,6 +273,25 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
       {dialog === "direct" && (
         <DirectMessageDialog session={session} onClose={() => setDialog(undefined)} onDone={(id) => opened(id, true)} />
       )}
+      {dialog === "inviteServer" && spaceRecord && (
+        <InviteDialog
+          session={session}
+          roomId={spaceRecord.roomId}
+          name={roomName(spaceRecord, me)}
+          isServer
+          onClose={() => setDialog(undefined)}
+        />
+      )}
+      {dialog === "inviteRoom" && invitable && (
+        <InviteDialog
+          session={session}
+          roomId={invitable.roomId}
+          name={roomName(invitable, me, data?.members)}
+          isServer={false}
+          onClose={() => setDialog(undefined)}
+        />
+      )}
+      {dialog === "settings" && <SettingsDialog session={session} onClose={() => setDialog(undefined)} />}
     </div>
   );
 }

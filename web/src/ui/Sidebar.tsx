@@ -107,6 +107,9 @@ interface ChannelListProps {
   onSelectRoom: (roomId: string) => void;
   onCreateChannel: () => void;
   onNewDirect: () => void;
+  /** Invite people to the open server (its space). */
+  onInvite: () => void;
+  onSettings: () => void;
   onLogOut: () => void;
 }
 
@@ -140,9 +143,14 @@ export function ChannelList(props: ChannelListProps) {
       <header className="channels-header">
         <h2>{space ? roomName(space, me) : "Home"}</h2>
         {space && (
-          <button type="button" className="icon" aria-label="Create a channel" title="Create a channel" onClick={props.onCreateChannel}>
-            +
-          </button>
+          <span className="header-actions">
+            <button type="button" className="text-action" aria-label="Invite people" title="Invite people to this server" onClick={props.onInvite}>
+              Invite
+            </button>
+            <button type="button" className="icon" aria-label="Create a channel" title="Create a channel" onClick={props.onCreateChannel}>
+              +
+            </button>
+          </span>
         )}
       </header>
       <nav className="channel-scroll" aria-label={space ? `Channels of ${roomName(space, me)}` : "Home"} onKeyDown={arrowKeys}>
@@ -182,6 +190,9 @@ export function ChannelList(props: ChannelListProps) {
         <span className="me-name" title={me}>
           {me}
         </span>
+        <button type="button" aria-label="Account settings" title="Account settings" onClick={props.onSettings}>
+          Settings
+        </button>
         <button type="button" onClick={props.onLogOut}>
           Log out
         </button>

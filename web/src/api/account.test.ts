@@ -1,0 +1,169 @@
+import { describe, expect, it } from "vitest";
+import { json } from "../test/fakeServer";
+import { MatrixApi, MatrixApiError, type FetchLike } from "./client";
+import {
+  PasswordRequiredError,
+  deleteDevice,
+  describeApiError,
+  getDisplayName,
+  inviteUser,
+  isUserId,
+  listDevices,
+  parseUserId,
+  renameDevice,
+  setDisplayName,
+} from "./account";
+
+interface Call {
+  method: string;
+  url: string;
+  body: unknown;
+  auth: string | undefined;
+}
+
+function scripted(...answers: Response[]): { api: MatrixApi; calls: Call[] } {
+  const calls: Call[] = [];
+  const fetch: FetchLike = async (input, init) => {
+    const headers = (init?.headers ?? {}) as Record<string, string>;
+    calls.push({
+      method: init?.method ?? "GET",
+      url: input,
+      body: typeof init?.body === "string" ? JSON.parse(init.body) : undefined,
+      auth: headers["Authorization"],
+    });
+    const answer = answers.shift();
+    if (!answer) throw new Error("unexpected request");
+    return answer;
+  };
+  return { api: new MatrixApi({ baseUrl: "https://hs", accessToken: "tok", fetch }), calls };
+}
+
+const UIA = { session: "S1", flows: [{ stages: ["m.login.password"] }], params: {} };
+
+describe("user IDs", () => {
+  it("accepts @localpart:server, with ports and IP literals", () => {
+    for (const ok of ["@bob:example.org", "@b.o_b=1/x-y:hs", "@bob:localhost:8448", "@bob:[::1]:8008", "@bob:10.0.0.1", "@Bob:hs"]) {
+      expect(isUserId(ok), ok).toBe(true);
+    }
+  });
+
+  it("rejects what is not a user ID", () => {
+    for (const bad of ["", "bob", "@bob", "bob:hs", "#room:hs", "!room:hs", "@:hs", "@bo b:hs", "@bob:", "@bob:hs:port", "@bob:h s", "@bob:hs:99999999"]) {
+      expect(isUserId(bad), bad).toBe(false);
+    }
+    expect(isUserId(`@${"a".repeat(260)}:hs`)).toBe(false);
+  });
+
+  it("completes a bare name with our own server", () => {
+    expect(parseUserId(" bob ", "hs")).toBe("@bob:hs");
+    expect(parseUserId("@bob", "hs")).toBe("@bob:hs");
+    expect(parseUserId("@bob:other.org", "hs")).toBe("@bob:other.org");
+    expect(parseUserId("bob:", "hs")).toBeUndefined();
+    expect(parseUserId("  ", "hs")).toBeUndefined();
+    expect(parseUserId("bo b", "hs")).toBeUndefined();
+  });
+});
+
+describe("invites", () => {
+  it("posts the user ID to the room's invite endpoint", async () => {
+    const { api, calls } = scripted(json(200, {}));
+    await inviteUser(api, "!space:hs", "@bob:hs");
+    expect(calls).toEqual([
+      { method: "POST", url: "https://hs/_matrix/client/v3/rooms/!space%3Ahs/invite", body: { user_id: "@bob:hs" }, auth: "Bearer tok" },
+    ]);
+  });
+
+  it("passes the server's errcode and error on", async () => {
+    const { api } = scripted(json(403, { errcode: "M_FORBIDDEN", error: "You are not allowed to invite" }));
+    const error = await inviteUser(api, "!r:hs", "@bob:hs").catch((e: unknown) => e);
+    expect(error).toMatchObject({ status: 403, errcode: "M_FORBIDDEN" });
+    expect(describeApiError(error)).toBe("You are not allowed to invite (M_FORBIDDEN)");
+  });
+});
+
+describe("profile", () => {
+  it("reads and writes the display name", async () => {
+    const { api, calls } = scripted(json(200, { displayname: "Alice" }), json(200, {}));
+    expect(await getDisplayName(api, "@alice:hs")).toBe("Alice");
+    await setDisplayName(api, "@alice:hs", "Alice A.");
+    expect(calls.map((c) => [c.method, c.url, c.body])).toEqual([
+      ["GET", "https://hs/_matrix/client/v3/profile/%40alice%3Ahs/displayname", undefined],
+      ["PUT", "https://hs/_matrix/client/v3/profile/%40alice%3Ahs/displayname", { displayname: "Alice A." }],
+    ]);
+  });
+
+  it("has no display name when none is set", async () => {
+    const { api } = scripted(json(404, { errcode: "M_NOT_FOUND", error: "no name" }), json(200, {}));
+    expect(await getDisplayName(api, "@alice:hs")).toBeUndefined();
+    expect(await getDisplayName(api, "@alice:hs")).toBeUndefined();
+  });
+});
+
+describe("devices", () => {
+  it("lists devices, most recently seen first, skipping malformed entries", async () => {
+    const { api } = scripted(
+      json(200, {
+        devices: [
+          { device_id: "OLD", display_name: "Phone", last_seen_ts: 1, last_seen_ip: "10.0.0.2" },
+          { device_id: "NEW", last_seen_ts: 5 },
+          { display_name: "no id" },
+          { device_id: "NEVER", display_name: null },
+        ],
+      }),
+    );
+    expect(await listDevices(api)).toEqual([
+      { deviceId: "NEW", lastSeenTs: 5 },
+      { deviceId: "OLD", displayName: "Phone", lastSeenTs: 1, lastSeenIp: "10.0.0.2" },
+      { deviceId: "NEVER" },
+    ]);
+  });
+
+  it("renames a device", async () => {
+    const { api, calls } = scripted(json(200, {}));
+    await renameDevice(api, "DEV/1", "Laptop");
+    expect(calls[0]).toMatchObject({ method: "PUT", url: "https://hs/_matrix/client/v3/devices/DEV%2F1", body: { display_name: "Laptop" } });
+  });
+
+  it("deletes a device at once when the server asks nothing", async () => {
+    const { api, calls } = scripted(json(200, {}));
+    await deleteDevice(api, "OTHER");
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ method: "DELETE", url: "https://hs/_matrix/client/v3/devices/OTHER", body: {} });
+  });
+
+  it("asks for the password on a UIA 401, then retries with it in the server's session", async () => {
+    const { api, calls } = scripted(json(401, UIA), json(200, {}));
+    const first = await deleteDevice(api, "OTHER").catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(PasswordRequiredError);
+    expect((first as PasswordRequiredError).session).toBe("S1");
+    await deleteDevice(api, "OTHER", { user: "@alice:hs", password: "secret", session: "S1" });
+    expect(calls.map((c) => c.method)).toEqual(["DELETE", "DELETE"]);
+    expect(calls[0]!.body).toEqual({});
+    expect(calls[1]!.body).toEqual({
+      auth: { type: "m.login.password", identifier: { type: "m.id.user", user: "@alice:hs" }, password: "secret", session: "S1" },
+    });
+  });
+
+  it("asks again, with the server's message, when the password is wrong", async () => {
+    const { api } = scripted(
+      json(401, { ...UIA, errcode: "M_FORBIDDEN", error: "Invalid password", completed: [] }),
+    );
+    const error = await deleteDevice(api, "OTHER", { user: "@alice:hs", password: "nope", session: "S1" }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PasswordRequiredError);
+    expect(error).toMatchObject({ session: "S1", message: "Invalid password" });
+  });
+
+  it("says so when the server wants steps other than the password", async () => {
+    const { api } = scripted(json(401, { session: "S", flows: [{ stages: ["m.login.sso"] }] }));
+    const error = await deleteDevice(api, "OTHER").catch((e: unknown) => e);
+    expect(error).not.toBeInstanceOf(PasswordRequiredError);
+    expect((error as Error).message).toContain("m.login.sso");
+  });
+
+  it("passes an ordinary 401 (a dead token) on untouched", async () => {
+    const { api } = scripted(json(401, { errcode: "M_UNKNOWN_TOKEN", error: "Unknown token" }));
+    const error = await deleteDevice(api, "OTHER").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MatrixApiError);
+    expect(error).toMatchObject({ errcode: "M_UNKNOWN_TOKEN" });
+  });
+});
