@@ -2,8 +2,18 @@
 // together, plus the few multi-step actions of the UI (create a server, join by address...).
 // The UI reads everything from the store; actions here write through the server and /sync.
 
-import { MatrixApi, MatrixApiError, isAbort, type FetchLike, type Session } from "./api/client";
-import type { CreateRoomRequest, HierarchyRoom, JsonObject, RoomEvent } from "./api/types";
+import {
+  EMAIL_STAGE,
+  EmailVerificationNeeded,
+  MatrixApi,
+  MatrixApiError,
+  NetworkError,
+  RegistrationStagesError,
+  isAbort,
+  type FetchLike,
+  type Session,
+} from "./api/client";
+import type { CreateRoomRequest, HierarchyRoom, JsonObject, RoomEvent, UiaResponse } from "./api/types";
 import { downloadUrl, thumbnailUrl } from "./api/media";
 import { attachmentContent, fileNameOf } from "./media/attach";
 import { BlobCache } from "./media/blobCache";
@@ -47,6 +57,163 @@ export async function signUp(
   const api = new MatrixApi({ baseUrl, fetch });
   const answer = await api.register(user, password, deviceName());
   return saveSession(store, api.baseUrl, answer);
+}
+
+/** A random client_secret for /requestToken: [0-9a-zA-Z.=_-], 32 characters. */
+export function newClientSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * A sign-up that waits for an email address to be validated (signUp threw
+ * EmailVerificationNeeded): send the mail, then retry /register with the threepid credentials
+ * until the user has followed the link. `check` is safe to call from a button and a poll at once.
+ */
+export class EmailSignUp {
+  readonly optional: boolean;
+  email: string | undefined;
+  sid: string | undefined;
+  /** The send_attempt of the last mail asked for (for the current address). */
+  sendAttempt = 0;
+  private readonly api: MatrixApi;
+  private uiaSession: string | undefined;
+  private clientSecret = newClientSecret();
+  private inFlight: Promise<Session | undefined> | undefined;
+  private done: Session | undefined;
+
+  constructor(
+    private readonly store: Store,
+    baseUrl: string,
+    private readonly user: string,
+    private readonly password: string,
+    needed: EmailVerificationNeeded,
+    fetch?: FetchLike,
+  ) {
+    this.api = new MatrixApi({ baseUrl, fetch });
+    this.optional = needed.optional;
+    this.uiaSession = needed.session;
+  }
+
+  /** Mails a validation link to `email` (again, with a higher send_attempt, for the same one). */
+  async sendMail(email: string): Promise<void> {
+    const address = email.trim();
+    if (address !== this.email) {
+      // A new address is a new validation: its own secret, attempts counted from 1.
+      this.clientSecret = newClientSecret();
+      this.sendAttempt = 0;
+      this.sid = undefined;
+    }
+    this.email = address;
+    const attempt = this.sendAttempt + 1;
+    const { sid } = await this.api.requestRegisterEmailToken(address, this.clientSecret, attempt);
+    this.sendAttempt = attempt;
+    this.sid = sid;
+  }
+
+  async resend(): Promise<void> {
+    if (this.email === undefined) throw new Error("No email address yet");
+    await this.sendMail(this.email);
+  }
+
+  /** Forgets the address (to type another one); a mail already sent stays unused. */
+  reset(): void {
+    this.email = undefined;
+    this.sid = undefined;
+    this.sendAttempt = 0;
+  }
+
+  /**
+   * Retries the registration with the address's validation: the Session once the link was
+   * followed, undefined while it has not been (the server's 401). Other errors are thrown.
+   */
+  check(): Promise<Session | undefined> {
+    if (this.done) return Promise.resolve(this.done);
+    this.inFlight ??= this.attempt().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  /** Registers without an address (only when the server offers the dummy flow too). */
+  async skip(): Promise<Session> {
+    if (this.done) return this.done;
+    const auth: JsonObject = { type: "m.login.dummy" };
+    if (this.uiaSession) auth["session"] = this.uiaSession;
+    return this.finish(await this.register(auth));
+  }
+
+  /**
+   * Calls `check` every `intervalMs` (after a 429, when the server says) until it registers or
+   * fails for good; network failures are retried. Returns the function that stops it.
+   */
+  poll(
+    onSession: (session: Session) => void,
+    onError: (error: unknown) => void,
+    intervalMs = 3000,
+  ): () => void {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const schedule = (ms: number) => {
+      if (!stopped) timer = setTimeout(tick, ms);
+    };
+    const tick = async () => {
+      try {
+        const session = await this.check();
+        if (stopped) return;
+        if (session) {
+          stopped = true;
+          onSession(session);
+        } else schedule(intervalMs);
+      } catch (error) {
+        if (stopped) return;
+        if (error instanceof NetworkError) schedule(intervalMs);
+        else if (error instanceof MatrixApiError && error.status === 429) {
+          schedule(Math.max(intervalMs, error.retryAfterMs ?? 0));
+        } else {
+          stopped = true;
+          onError(error);
+        }
+      }
+    };
+    schedule(intervalMs);
+    return () => {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+    };
+  }
+
+  private async attempt(): Promise<Session | undefined> {
+    if (this.sid === undefined) return undefined;
+    const auth: JsonObject = {
+      type: EMAIL_STAGE,
+      threepid_creds: { sid: this.sid, client_secret: this.clientSecret },
+    };
+    if (this.uiaSession) auth["session"] = this.uiaSession;
+    try {
+      return await this.finish(await this.register(auth));
+    } catch (error) {
+      if (!(error instanceof MatrixApiError) || error.status !== 401) throw error;
+      const uia = error.body as UiaResponse;
+      if (!uia.flows) throw error; // a 401 that is not user-interactive auth
+      if (uia.session) this.uiaSession = uia.session;
+      // Not validated yet: the server answers 401 (M_UNAUTHORIZED, M_THREEPID_AUTH_FAILED...)
+      // without the stage in `completed`. With it there, it wants stages we cannot do.
+      if (uia.completed?.includes(EMAIL_STAGE)) {
+        throw new RegistrationStagesError(uia.flows.map((flow) => flow.stages), uia.error);
+      }
+      return undefined;
+    }
+  }
+
+  private register(auth: JsonObject) {
+    return this.api.registerWithAuth(this.user, this.password, auth, deviceName());
+  }
+
+  private async finish(answer: { user_id: string; access_token: string; device_id: string }): Promise<Session> {
+    this.done ??= await saveSession(this.store, this.api.baseUrl, answer);
+    return this.done;
+  }
 }
 
 async function saveSession(
@@ -318,6 +485,28 @@ export class ChatSession {
       throw error;
     }
   }
+}
+
+/** What to tell the user when a step of the email sign-up failed. */
+export function describeSignUpError(error: unknown): string {
+  if (error instanceof MatrixApiError) {
+    switch (error.errcode) {
+      case "M_THREEPID_IN_USE":
+        return "This email address is already used by an account on this server. Log in, or use another address.";
+      case "M_THREEPID_DENIED":
+        return "This server does not accept this email address. Use another one.";
+      case "M_USER_IN_USE":
+        return "This username is taken. Go back and choose another one.";
+    }
+    if (error.status === 429) {
+      const wait = error.retryAfterMs;
+      return wait !== undefined
+        ? `Too many attempts. Wait ${Math.ceil(wait / 1000)} seconds and try again.`
+        : "Too many attempts. Wait a little and try again.";
+    }
+  }
+  if (error instanceof NetworkError) return "The server could not be reached. Check your connection.";
+  return describeError(error);
 }
 
 export function describeError(error: unknown): string {

@@ -55,6 +55,23 @@ export class RegistrationStagesError extends Error {
   }
 }
 
+/** The stage of user-interactive auth that validates an email address. */
+export const EMAIL_STAGE = "m.login.email.identity";
+
+/**
+ * The server wants an email address validated before it registers the account (a flow that is
+ * exactly [m.login.email.identity]). `optional` when it also offers the m.login.dummy flow.
+ */
+export class EmailVerificationNeeded extends Error {
+  constructor(
+    readonly session: string | undefined,
+    readonly optional: boolean,
+  ) {
+    super(optional ? "The server asks for an email address (optional)" : "The server requires an email address");
+    this.name = "EmailVerificationNeeded";
+  }
+}
+
 /** Errors worth retrying later with the same request (and, for sends, the same txnId). */
 export function isTransient(error: unknown): boolean {
   if (error instanceof NetworkError) return true;
@@ -141,26 +158,28 @@ export class MatrixApi {
     });
   }
 
-  /** Registers with the m.login.dummy flow; anything else is a RegistrationStagesError. */
+  /**
+   * Registers with the m.login.dummy flow. A server that offers a flow of only the email stage
+   * gets an EmailVerificationNeeded (then requestRegisterEmailToken and registerWithAuth);
+   * anything else is a RegistrationStagesError.
+   */
   async register(username: string, password: string, deviceName = "Web"): Promise<LoginResponse> {
-    const body: JsonObject = { username, password, initial_device_display_name: deviceName };
     try {
-      return await this.request<LoginResponse>("POST", `${CLIENT_V3}/register`, { auth: false, body });
+      return await this.registerWithAuth(username, password, undefined, deviceName);
     } catch (error) {
       if (!(error instanceof MatrixApiError) || error.status !== 401) throw error;
       const uia = error.body as UiaResponse;
       const flows = (uia.flows ?? []).map((flow) => flow.stages);
       const dummyOnly = flows.some((stages) => stages.every((stage) => stage === "m.login.dummy"));
+      const emailOnly = flows.some((stages) => stages.length === 1 && stages[0] === EMAIL_STAGE);
+      if (uia.flows && emailOnly) throw new EmailVerificationNeeded(uia.session, dummyOnly);
       if (!uia.flows || !dummyOnly) {
         throw new RegistrationStagesError(flows, uia.flows ? undefined : error.message);
       }
       const auth: JsonObject = { type: "m.login.dummy" };
       if (uia.session) auth["session"] = uia.session;
       try {
-        return await this.request<LoginResponse>("POST", `${CLIENT_V3}/register`, {
-          auth: false,
-          body: { ...body, auth },
-        });
+        return await this.registerWithAuth(username, password, auth, deviceName);
       } catch (second) {
         // A second 401 means the server wants more than the dummy stage after all.
         if (second instanceof MatrixApiError && second.status === 401) {
@@ -170,6 +189,39 @@ export class MatrixApi {
         throw second;
       }
     }
+  }
+
+  /** One POST /register with the given auth dict (or none); a 401 is a MatrixApiError whose
+   *  body is the UiaResponse. */
+  async registerWithAuth(
+    username: string,
+    password: string,
+    auth: JsonObject | undefined,
+    deviceName = "Web",
+  ): Promise<LoginResponse> {
+    const body: JsonObject = { username, password, initial_device_display_name: deviceName };
+    if (auth) body["auth"] = auth;
+    return this.request<LoginResponse>("POST", `${CLIENT_V3}/register`, { auth: false, body });
+  }
+
+  /** Asks the server to mail a validation link to `email`; the same `sendAttempt` again does
+   *  not send another mail, a higher one does. */
+  async requestRegisterEmailToken(
+    email: string,
+    clientSecret: string,
+    sendAttempt: number,
+  ): Promise<{ sid: string; submit_url?: string }> {
+    const answer = await this.request<{ sid?: unknown; submit_url?: unknown }>(
+      "POST",
+      `${CLIENT_V3}/register/email/requestToken`,
+      { auth: false, body: { email, client_secret: clientSecret, send_attempt: sendAttempt } },
+    );
+    if (typeof answer.sid !== "string") {
+      throw new MatrixApiError(500, "M_UNKNOWN", "The server did not answer with a session ID");
+    }
+    return typeof answer.submit_url === "string"
+      ? { sid: answer.sid, submit_url: answer.submit_url }
+      : { sid: answer.sid };
   }
 
   async logout(): Promise<void> {

@@ -26,7 +26,29 @@ export interface SentEvent {
   content: unknown;
 }
 
+/** A validation mail the fake server "sent" through /register/email/requestToken. */
+export interface EmailSession {
+  sid: string;
+  clientSecret: string;
+  email: string;
+  /** The highest send_attempt seen: each higher one sends another mail. */
+  sendAttempt: number;
+  mailsSent: number;
+  validated: boolean;
+}
+
 export class FakeHomeserver {
+  /**
+   * Registration, off unless set (then /register answers 404 as any unknown path): the flows
+   * the server offers, e.g. [["m.login.dummy"]] or [["m.login.email.identity"]].
+   */
+  registration: { flows: string[][] } | undefined;
+  /** Validation sessions of /register/email/requestToken, in order. */
+  readonly emailSessions: EmailSession[] = [];
+  /** Addresses /requestToken refuses with M_THREEPID_IN_USE. */
+  readonly takenEmails = new Set<string>();
+  /** Accounts /register created. */
+  readonly registered: string[] = [];
   readonly requests: RecordedRequest[] = [];
   /** Events the server accepted, once each, in the order it accepted them. */
   readonly sent: SentEvent[] = [];
@@ -73,6 +95,17 @@ export class FakeHomeserver {
     });
   }
 
+  /** The user followed the link of a mail (the last one sent unless `sid` says). */
+  validateEmail(sid?: string): void {
+    const found = sid ? this.emailSessions.find((e) => e.sid === sid) : this.emailSessions.at(-1);
+    if (!found) throw new Error("No validation session to validate");
+    found.validated = true;
+  }
+
+  registerRequests(): RecordedRequest[] {
+    return this.requests.filter((r) => r.method === "POST" && r.path === "/_matrix/client/v3/register");
+  }
+
   sendRequests(): RecordedRequest[] {
     return this.requests.filter((r) => r.method === "PUT" && r.path.includes("/send/"));
   }
@@ -82,6 +115,9 @@ export class FakeHomeserver {
     const send =
       request.path.match(/^\/_matrix\/client\/v3\/rooms\/([^/]+)\/send\/([^/]+)\/([^/]+)$/) ??
       (redact ? [redact[0], redact[1], "m.room.redaction", redact[2]] : null);
+    if (this.registration && request.method === "POST" && request.path.startsWith("/_matrix/client/v3/register")) {
+      return this.handleRegistration(request, this.registration.flows);
+    }
     if (request.path === "/_matrix/media/v3/upload" && request.method === "POST") {
       const contentUri = `mxc://example.org/media${this.uploads.length + 1}`;
       const file = request.body instanceof Blob ? request.body : new Blob([]);
@@ -112,6 +148,63 @@ export class FakeHomeserver {
       return json(200, next ?? { next_batch: `${since}+` });
     }
     return json(404, { errcode: "M_UNRECOGNIZED", error: "Unrecognized request" });
+  }
+
+  private handleRegistration(request: RecordedRequest, flows: string[][]): Response {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    if (request.path === "/_matrix/client/v3/register/email/requestToken") {
+      const email = String(body["email"] ?? "").toLowerCase();
+      const clientSecret = String(body["client_secret"] ?? "");
+      const sendAttempt = Number(body["send_attempt"]);
+      if (!/^[0-9a-zA-Z.=_-]{1,255}$/.test(clientSecret) || !email.includes("@") || !(sendAttempt >= 1)) {
+        return json(400, { errcode: "M_INVALID_PARAM", error: "Bad requestToken parameters" });
+      }
+      if (this.takenEmails.has(email)) {
+        return json(400, { errcode: "M_THREEPID_IN_USE", error: "The specified address is already in use" });
+      }
+      let found = this.emailSessions.find((e) => e.email === email && e.clientSecret === clientSecret);
+      if (!found) {
+        found = { sid: `sid${this.emailSessions.length + 1}`, clientSecret, email, sendAttempt: 0, mailsSent: 0, validated: false };
+        this.emailSessions.push(found);
+      }
+      if (sendAttempt > found.sendAttempt) {
+        found.sendAttempt = sendAttempt;
+        found.mailsSent += 1;
+      }
+      return json(200, { sid: found.sid });
+    }
+    if (request.path !== "/_matrix/client/v3/register") {
+      return json(404, { errcode: "M_UNRECOGNIZED", error: "Unrecognized request" });
+    }
+    const challenge = { session: "uia1", flows: flows.map((stages) => ({ stages })), params: {} };
+    const auth = body["auth"] as Record<string, unknown> | undefined;
+    const offers = (stage: string) => flows.some((f) => f.length === 1 && f[0] === stage);
+    let ok = false;
+    if (auth?.["type"] === "m.login.dummy" && offers("m.login.dummy")) ok = true;
+    if (auth?.["type"] === "m.login.email.identity" && offers("m.login.email.identity")) {
+      const creds = (auth["threepid_creds"] ?? {}) as Record<string, unknown>;
+      const found = this.emailSessions.find((e) => e.sid === creds["sid"] && e.clientSecret === creds["client_secret"]);
+      if (!found?.validated) {
+        return json(401, {
+          ...challenge,
+          completed: [],
+          errcode: "M_UNAUTHORIZED",
+          error: "The email address has not been validated: follow the link in the mail first",
+        });
+      }
+      ok = true;
+    }
+    if (!ok) return json(401, challenge);
+    const username = String(body["username"] ?? "");
+    if (this.registered.includes(username)) {
+      return json(400, { errcode: "M_USER_IN_USE", error: "User ID already taken" });
+    }
+    this.registered.push(username);
+    return json(200, {
+      user_id: `@${username}:example.org`,
+      access_token: `token-${username}`,
+      device_id: `DEV${this.registered.length}`,
+    });
   }
 
   /** The event the server would send back in /sync for a send it accepted. */
