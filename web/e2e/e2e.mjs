@@ -16,7 +16,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { gzipSync } from "node:zlib";
+import { deflateSync, gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -278,6 +278,26 @@ async function main() {
     await send(alice, dmAnswer);
     await seeMessage(bob, dmAnswer);
     log("the DM was started, accepted and used");
+
+    // An image: bob attaches one, alice sees its thumbnail (fetched with her token).
+    const imageName = `photo-${run}.png`;
+    const thumbnailFetched = alice.waitForResponse(
+      (response) => response.url().includes("/_matrix/client/v1/media/thumbnail/") && response.ok(),
+      { timeout: LIVE_MS },
+    );
+    await bob.locator('input[type="file"]').setInputFiles({
+      name: imageName, mimeType: "image/png", buffer: testImage(),
+    });
+    const thumbnail = alice.getByRole("img", { name: imageName });
+    await thumbnail.waitFor({ timeout: LIVE_MS });
+    await eventually(
+      async () => (await thumbnail.evaluate((img) => img.complete && img.naturalWidth > 0
+        && img.src.startsWith("blob:"))) || undefined,
+      "alice's thumbnail of bob's image loads from a blob URL",
+      LIVE_MS,
+    );
+    await thumbnailFetched; // a server-made thumbnail, not the whole image
+    log("an image was sent and its thumbnail shown to the other user");
     await bob.screenshot({ path: join(OUT, "desktop-dm.png") });
 
     // Layouts: desktop (1280x800) and phone (375x812).
@@ -325,6 +345,42 @@ async function main() {
   } finally {
     await browser.close();
   }
+}
+
+/** An 800x600 PNG (solid colour; bigger than a thumbnail), made here: no fixture file. */
+function testImage() {
+  const width = 800;
+  const height = 600;
+  const row = Buffer.alloc(1 + width * 3);
+  for (let x = 0; x < width; x++) row.set([0x3b, 0x82, 0xf6], 1 + x * 3);
+  const raw = Buffer.concat(Array.from({ length: height }, () => row));
+  const chunk = (type, data) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", header),
+    chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+function crc32(data) {
+  let crc = 0xffffffff;
+  for (const byte of data) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
 }
 
 async function serverNameOf(page) {
