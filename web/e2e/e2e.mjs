@@ -269,11 +269,15 @@ async function main() {
     const dmFirst = `a private word, alice ${run}`;
     await send(bob, dmFirst);
     await alice.getByRole("list", { name: "Servers" }).getByRole("button", { name: /^Home/ }).click();
-    await alice.getByRole("region", { name: "Invites" }).getByRole("button").first().click({ timeout: STEP_MS });
-    await alice.getByRole("button", { name: "Accept" }).click();
+    // A DM invite is a friend request, in Home's Friends view (not under Invites).
+    await alice.getByRole("button", { name: /^Friends \(1 request\)/ }).click({ timeout: STEP_MS });
+    await alice.getByRole("region", { name: "Friend requests" }).getByRole("button", { name: /^Accept the request from/ }).click({ timeout: STEP_MS });
     await seeMessage(alice, dmFirst, STEP_MS);
-    // Accepting records the room in m.direct: it moves from Invites to Direct messages.
+    // Accepting records the room in m.direct: bob is a friend, and in Direct messages.
     await alice.getByRole("region", { name: "Direct messages" }).getByRole("button", { name: new RegExp(BOB.user) }).waitFor({ timeout: STEP_MS });
+    await alice.getByRole("button", { name: /^Friends/ }).click();
+    await alice.getByRole("region", { name: "Friends" }).getByRole("button", { name: new RegExp(`^Message ${BOB.user}`) }).click({ timeout: STEP_MS });
+    await seeMessage(alice, dmFirst, STEP_MS);
     const dmAnswer = `got it, bob ${run}`;
     await send(alice, dmAnswer);
     await seeMessage(bob, dmAnswer);
@@ -332,6 +336,38 @@ async function main() {
     await phone.waitForTimeout(400); // the drawer's slide-in transition
     await phone.screenshot({ path: join(OUT, "phone-drawer.png") });
     log("screenshots written");
+
+    // Alice renames the channel; bob sees the new name from /sync. Bob, without the power to,
+    // cannot rename it, and is told so.
+    const RENAMED = `renamed-${run}`;
+    await alice.getByRole("button", { name: "Rename this channel" }).click();
+    const renameDialog = alice.getByRole("dialog", { name: `Rename #${CHANNEL}` });
+    await renameDialog.getByLabel("Channel name").fill(RENAMED);
+    await renameDialog.getByRole("button", { name: "Rename", exact: true }).click();
+    await renameDialog.waitFor({ state: "detached", timeout: STEP_MS });
+    await alice.getByRole("heading", { name: `#${RENAMED}`, level: 1 }).waitFor({ timeout: STEP_MS });
+    await bob.getByRole("list", { name: "Servers" }).getByRole("button", { name: new RegExp(`^${SERVER_NAME}`) }).click();
+    const bobChannels = bob.getByRole("navigation", { name: `Channels of ${SERVER_NAME}` });
+    await bobChannels.getByRole("button", { name: new RegExp(`^${RENAMED}`) }).click({ timeout: LIVE_MS });
+    await bob.getByRole("heading", { name: `#${RENAMED}`, level: 1 }).waitFor({ timeout: STEP_MS });
+    await bob.getByRole("button", { name: "Rename this channel" }).click();
+    const bobRename = bob.getByRole("dialog", { name: `Rename #${RENAMED}` });
+    await bobRename.getByLabel("Channel name").fill("not-allowed");
+    await bobRename.getByRole("button", { name: "Rename", exact: true }).click();
+    await bobRename.getByRole("alert").filter({ hasText: "M_FORBIDDEN" }).waitFor({ timeout: STEP_MS });
+    await bobRename.getByRole("button", { name: "Cancel" }).click();
+    await bobRename.waitFor({ state: "detached", timeout: STEP_MS });
+    log("alice renamed the channel, bob saw it and was not allowed to rename it");
+
+    // Bob leaves the server (and its channels, after the confirm): back to Home, server gone.
+    await bob.getByRole("button", { name: "Leave server" }).click();
+    const leaveDialog = bob.getByRole("dialog", { name: `Leave ${SERVER_NAME}?` });
+    await leaveDialog.getByRole("checkbox", { name: /Also leave its/ }).waitFor({ timeout: STEP_MS });
+    await leaveDialog.getByRole("button", { name: "Leave server" }).click();
+    await leaveDialog.waitFor({ state: "detached", timeout: STEP_MS });
+    await bob.getByRole("heading", { name: "Home", level: 2 }).waitFor({ timeout: STEP_MS });
+    await bob.getByRole("list", { name: "Servers" }).getByRole("button", { name: new RegExp(`^${SERVER_NAME}`) }).waitFor({ state: "detached", timeout: STEP_MS });
+    log("bob left the server and its channels");
 
     check(problems.length === 0, `no uncaught errors in the pages:\n${problems.join("\n")}`);
   } catch (error) {

@@ -441,6 +441,24 @@ export class ChatSession {
     await this.api.leave(roomId);
   }
 
+  /** Leaves a server: the given channels of it first, then its space. The store follows from
+   *  /sync (left rooms are dropped there). Throws if the space or any channel could not be left. */
+  async leaveServer(spaceId: string, channelIds: string[]): Promise<void> {
+    const results = await Promise.allSettled(channelIds.map((id) => this.api.leave(id)));
+    await this.api.leave(spaceId);
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed.length > 0) {
+      throw new Error(
+        `Left the server, but ${failed.length} of its channels could not be left: ${describeError(failed[0]!.reason)}`,
+      );
+    }
+  }
+
+  /** Renames a room or space (its `m.room.name` state); the new name arrives with /sync. */
+  async renameRoom(roomId: string, name: string): Promise<void> {
+    await this.api.sendState(roomId, "m.room.name", "", { name });
+  }
+
   /** A direct chat: a private room with the other user invited, recorded in m.direct. */
   async startDirectChat(userId: string): Promise<string> {
     const { room_id: roomId } = await this.api.createRoom({

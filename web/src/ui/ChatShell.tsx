@@ -2,16 +2,42 @@ import { useEffect, useRef, useState } from "react";
 import type { ChatSession } from "../session";
 import type { MemberRecord } from "../store/schema";
 import { CreateChannelDialog, CreateServerDialog, DirectMessageDialog, JoinDialog } from "./Dialogs";
+import { FriendsView } from "./Friends";
 import { InviteDialog } from "./InviteDialog";
+import { LeaveRoomDialog, LeaveServerDialog, RenameDialog } from "./RoomActions";
 import { SettingsDialog } from "./SettingsDialog";
 import { useBrowserOnline, useMediaQuery, useStoreData, useSyncStatus } from "./hooks";
-import { HOME, channelsOf, directRoomIds, isSpace, railUnread, roomName, spaceOfRoom, sidebar as buildSidebar } from "./model";
+import {
+  FRIENDS,
+  HOME,
+  channelsOf,
+  channelsToLeave,
+  directRoomIds,
+  friendsOf,
+  isDirectInvite,
+  isSpace,
+  railUnread,
+  roomName,
+  spaceOfRoom,
+  sidebar as buildSidebar,
+} from "./model";
 import { roomFromHash } from "./route";
 import { RoomView } from "./RoomView";
 import { ChannelList, ServerRail } from "./Sidebar";
 import { StatusIndicator } from "./StatusIndicator";
 
-type DialogKind = "createServer" | "createChannel" | "join" | "direct" | "inviteServer" | "inviteRoom" | "settings";
+type DialogKind =
+  | "createServer"
+  | "createChannel"
+  | "join"
+  | "direct"
+  | "inviteServer"
+  | "inviteRoom"
+  | "settings"
+  | "renameServer"
+  | "renameRoom"
+  | "leaveServer"
+  | "leaveRoom";
 
 const remembered = (key: string) => {
   try {
@@ -59,6 +85,11 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
         const found = (await store.getMembers(dmRoom)).find((m) => m.userId === userId);
         if (found) members.set(userId, found);
       }
+      // And of who sent a friend request (the invite's stripped state has their member event).
+      for (const invite of rooms.filter((r) => r.inviter && isDirectInvite(r, directs))) {
+        const found = (await store.getMembers(invite.roomId)).find((m) => m.userId === invite.inviter);
+        if (found && !members.has(found.userId)) members.set(found.userId, found);
+      }
       return { rooms, directs, members, pending: outbox.filter((e) => e.status === "pending").length };
     },
     [],
@@ -67,6 +98,8 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
   const rooms = data?.rooms ?? [];
   const directs = data?.directs ?? new Map<string, string>();
   const side = buildSidebar(rooms, directs);
+  const friends = friendsOf(rooms, directs, me);
+  const showFriends = space === HOME && roomId === FRIENDS;
   const spaceRecord = space === HOME ? undefined : rooms.find((r) => r.roomId === space && isSpace(r));
   // A space we are invited to opens like a room: its banner is where the invite is accepted.
   const room = rooms.find((r) => r.roomId === roomId && (!isSpace(r) || r.membership === "invite"));
@@ -151,6 +184,19 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
   const title = room ? (dmUser ? "" : "#") + roomName(room, me, data?.members, dmUser) : "";
   // Channels and group rooms take invites from here; a DM's is its one other person.
   const invitable = room && !dmUser && room.membership === "join" ? room : undefined;
+  const roomKind = dmUser
+    ? "conversation"
+    : room && (spaceRecord || spaceOfRoom(room.roomId, rooms) !== HOME)
+      ? "channel"
+      : "room";
+  const joinedRoom = room && room.membership === "join" ? room : undefined;
+  // After leaving: Home, with nothing open (the left rooms go from the store with /sync).
+  const leftToHome = () => {
+    setDialog(undefined);
+    setWanted(undefined);
+    setSpace(HOME);
+    setRoomId(undefined);
+  };
 
   const logOut = async () => {
     await session.logOut();
@@ -209,6 +255,9 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
           onCreateChannel={() => setDialog("createChannel")}
           onNewDirect={() => setDialog("direct")}
           onInvite={() => setDialog("inviteServer")}
+          onRenameServer={() => setDialog("renameServer")}
+          onLeaveServer={() => setDialog("leaveServer")}
+          friendRequests={friends.requests.length}
           onSettings={() => setDialog("settings")}
           onLogOut={() => void logOut()}
         />
@@ -229,16 +278,34 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
               ☰
             </button>
           )}
-          <h1 className="chat-title">{room ? title : "Chat"}</h1>
+          <h1 className="chat-title">{room ? title : showFriends ? "Friends" : "Chat"}</h1>
           {invitable && (
             <button type="button" className="text-action" aria-label="Invite people to this room" title="Invite people to this room" onClick={() => setDialog("inviteRoom")}>
               Invite
+            </button>
+          )}
+          {joinedRoom && !dmUser && (
+            <button type="button" className="text-action" aria-label={`Rename this ${roomKind}`} title={`Rename this ${roomKind}`} onClick={() => setDialog("renameRoom")}>
+              Rename
+            </button>
+          )}
+          {joinedRoom && (
+            <button type="button" className="text-action" aria-label={`Leave this ${roomKind}`} title={`Leave this ${roomKind}`} onClick={() => setDialog("leaveRoom")}>
+              Leave
             </button>
           )}
           <StatusIndicator status={status} browserOnline={browserOnline} pending={data?.pending ?? 0} />
         </header>
         {room ? (
           <RoomView key={room.roomId} session={session} room={room} title={title} online={status === "online" && browserOnline} />
+        ) : showFriends ? (
+          <FriendsView
+            session={session}
+            friends={friends}
+            members={data?.members ?? new Map()}
+            onOpen={(id) => opened(id, true)}
+            onAdd={() => setDialog("direct")}
+          />
         ) : (
           <div className="empty">
             {data === undefined ? (
@@ -292,6 +359,44 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
         />
       )}
       {dialog === "settings" && <SettingsDialog session={session} onClose={() => setDialog(undefined)} />}
+      {dialog === "renameServer" && spaceRecord && (
+        <RenameDialog
+          session={session}
+          roomId={spaceRecord.roomId}
+          kind="server"
+          current={roomName(spaceRecord, me)}
+          onClose={() => setDialog(undefined)}
+        />
+      )}
+      {dialog === "renameRoom" && joinedRoom && !dmUser && (
+        <RenameDialog
+          session={session}
+          roomId={joinedRoom.roomId}
+          kind={roomKind}
+          current={roomName(joinedRoom, me, data?.members)}
+          onClose={() => setDialog(undefined)}
+        />
+      )}
+      {dialog === "leaveServer" && spaceRecord && (
+        <LeaveServerDialog
+          session={session}
+          space={spaceRecord}
+          name={roomName(spaceRecord, me)}
+          channels={channelsToLeave(spaceRecord, rooms)}
+          onClose={() => setDialog(undefined)}
+          onDone={leftToHome}
+        />
+      )}
+      {dialog === "leaveRoom" && joinedRoom && (
+        <LeaveRoomDialog
+          session={session}
+          roomId={joinedRoom.roomId}
+          kind={roomKind}
+          title={title}
+          onClose={() => setDialog(undefined)}
+          onDone={leftToHome}
+        />
+      )}
     </div>
   );
 }

@@ -4,6 +4,8 @@ interface Props {
   title: string;
   submitLabel: string;
   busy?: boolean;
+  /** The submit button does something that cannot be undone (leave...). */
+  danger?: boolean;
   error?: string | undefined;
   onSubmit: () => void;
   onClose: () => void;
@@ -11,7 +13,7 @@ interface Props {
 }
 
 /** A modal form on the native <dialog>: focus is trapped, Escape closes it. */
-export function Modal({ title, submitLabel, busy, error, onSubmit, onClose, children }: Props) {
+export function Modal({ title, submitLabel, busy, danger, error, onSubmit, onClose, children }: Props) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
   useEffect(() => {
@@ -38,7 +40,7 @@ export function Modal({ title, submitLabel, busy, error, onSubmit, onClose, chil
           <button type="button" onClick={onClose}>
             Cancel
           </button>
-          <button type="submit" className="primary" disabled={busy}>
+          <button type="submit" className={danger ? "danger" : "primary"} disabled={busy}>
             {busy ? "Please wait…" : submitLabel}
           </button>
         </div>

@@ -2,7 +2,7 @@ import { useEffect, useState, type KeyboardEvent } from "react";
 import type { ChatSession, SpaceChildInfo } from "../session";
 import type { MemberRecord, RoomRecord } from "../store/schema";
 import { NotificationSetting } from "./NotificationSetting";
-import { HOME, channelsOf, roomName, unreadOf, type Sidebar, type Unread } from "./model";
+import { FRIENDS, HOME, channelsOf, roomName, unreadOf, type Sidebar, type Unread } from "./model";
 
 /** A count of unread notifications; red when some mention us. Hidden from screen readers: the
  *  control's label says it in words. */
@@ -109,6 +109,10 @@ interface ChannelListProps {
   onNewDirect: () => void;
   /** Invite people to the open server (its space). */
   onInvite: () => void;
+  onRenameServer: () => void;
+  onLeaveServer: () => void;
+  /** Pending DM invites, counted on the Friends entry. */
+  friendRequests: number;
   onSettings: () => void;
   onLogOut: () => void;
 }
@@ -147,6 +151,12 @@ export function ChannelList(props: ChannelListProps) {
             <button type="button" className="text-action" aria-label="Invite people" title="Invite people to this server" onClick={props.onInvite}>
               Invite
             </button>
+            <button type="button" className="icon" aria-label="Rename server" title="Rename this server" onClick={props.onRenameServer}>
+              ✎
+            </button>
+            <button type="button" className="icon" aria-label="Leave server" title="Leave this server" onClick={props.onLeaveServer}>
+              ⇥
+            </button>
             <button type="button" className="icon" aria-label="Create a channel" title="Create a channel" onClick={props.onCreateChannel}>
               +
             </button>
@@ -161,6 +171,23 @@ export function ChannelList(props: ChannelListProps) {
           </>
         ) : (
           <>
+            <ul>
+              <li>
+                <button
+                  type="button"
+                  className={`channel${props.friendRequests > 0 ? " unread" : ""}`}
+                  aria-current={selectedRoom === FRIENDS ? "page" : undefined}
+                  aria-label={`Friends${props.friendRequests > 0 ? ` (${props.friendRequests} ${props.friendRequests === 1 ? "request" : "requests"})` : ""}`}
+                  onClick={() => onSelectRoom(FRIENDS)}
+                >
+                  <span className="channel-prefix" aria-hidden="true">
+                    ☺
+                  </span>
+                  Friends
+                  <Badge unread={{ count: props.friendRequests, highlight: props.friendRequests }} />
+                </button>
+              </li>
+            </ul>
             {sidebar.invites.length > 0 && (
               <section aria-label="Invites">
                 <h3>Invites</h3>

@@ -5,6 +5,8 @@ import type { MemberRecord, OutboxAttachment, OutboxRecord, RoomRecord, Timeline
 import { foldRelations, isRelationOnly, relatesTo, stripReplyFallback, type ReactionSummary } from "./relations";
 
 export const HOME = "home";
+/** The Friends view of Home, selected in place of a room. */
+export const FRIENDS = "friends";
 
 export function isSpace(room: RoomRecord): boolean {
   return room.roomType === "m.space";
@@ -53,7 +55,13 @@ export interface Sidebar {
   /** Rooms of no joined space, that are not DMs. */
   homeRooms: RoomRecord[];
   directs: RoomRecord[];
+  /** Invites to servers, channels and group rooms (DM invites are friend requests). */
   invites: RoomRecord[];
+}
+
+/** An invite to a direct chat: the inviter said `is_direct`, or our m.direct lists the room. */
+export function isDirectInvite(room: RoomRecord, directs: Map<string, string>): boolean {
+  return room.membership === "invite" && (room.isDirectInvite === true || directs.has(room.roomId));
 }
 
 export function sidebar(rooms: RoomRecord[], directs: Map<string, string>): Sidebar {
@@ -70,8 +78,71 @@ export function sidebar(rooms: RoomRecord[], directs: Map<string, string>): Side
       .filter((r) => !inSpace.has(r.roomId) && !Object.keys(r.parents).some((p) => joinedIds.has(p)))
       .sort(byActivity),
     directs: plain.filter((r) => directs.has(r.roomId)).sort(byActivity),
-    invites: rooms.filter((r) => r.membership === "invite"),
+    invites: rooms.filter((r) => r.membership === "invite" && !isDirectInvite(r, directs)),
   };
+}
+
+// -- friends ---------------------------------------------------------------------------------------
+
+export interface Friend {
+  userId: string;
+  /** The DM to open: the most recently active joined one with them. */
+  roomId: string;
+  lastActivity?: number;
+}
+
+export interface FriendRequest {
+  room: RoomRecord;
+  /** Who asked (the inviter, else the user m.direct names for the room). */
+  userId: string | undefined;
+}
+
+export interface Friends {
+  friends: Friend[];
+  requests: FriendRequest[];
+}
+
+/**
+ * The Friends view: the people we have a joined DM with (m.direct), one entry each, by recent
+ * activity; and the pending DM invites, as friend requests.
+ */
+export function friendsOf(rooms: RoomRecord[], directs: Map<string, string>, me: string): Friends {
+  const best = new Map<string, Friend>();
+  for (const room of rooms) {
+    const userId = directs.get(room.roomId);
+    if (!userId || userId === me || room.membership !== "join" || isSpace(room)) continue;
+    const known = best.get(userId);
+    if (!known || (room.lastActivity ?? 0) > (known.lastActivity ?? 0)) {
+      const friend: Friend = { userId, roomId: room.roomId };
+      if (room.lastActivity !== undefined) friend.lastActivity = room.lastActivity;
+      best.set(userId, friend);
+    }
+  }
+  const friends = [...best.values()].sort(
+    (a, b) => (b.lastActivity ?? 0) - (a.lastActivity ?? 0) || a.userId.localeCompare(b.userId),
+  );
+  const requests = rooms
+    .filter((r) => isDirectInvite(r, directs))
+    .map((room) => ({ room, userId: room.inviter ?? directs.get(room.roomId) }));
+  return { friends, requests };
+}
+
+// -- leaving a server ------------------------------------------------------------------------------
+
+/**
+ * The rooms to leave with a server: its joined channels (children of the space, or rooms that
+ * name it as parent), except those that are also in another joined space we stay in.
+ */
+export function channelsToLeave(space: RoomRecord, rooms: RoomRecord[]): RoomRecord[] {
+  const otherSpaces = rooms.filter((r) => isSpace(r) && r.membership === "join" && r.roomId !== space.roomId);
+  const otherIds = new Set(otherSpaces.map((s) => s.roomId));
+  const keptByOthers = (room: RoomRecord) =>
+    otherSpaces.some((s) => room.roomId in s.children) || Object.keys(room.parents).some((p) => otherIds.has(p));
+  return rooms
+    .filter((r) => r.membership === "join" && !isSpace(r))
+    .filter((r) => r.roomId in space.children || space.roomId in r.parents)
+    .filter((r) => !keptByOthers(r))
+    .sort(byName0);
 }
 
 function byActivity(a: RoomRecord, b: RoomRecord): number {
