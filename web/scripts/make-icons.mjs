@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { deflateSync } from "node:zlib";
+import { encodePng } from "./png.mjs";
 
 const out = join(dirname(fileURLToPath(import.meta.url)), "..", "public", "icons");
 const BACKGROUND = [0x1e, 0x1f, 0x22];
@@ -74,46 +74,6 @@ function draw(size, maskable) {
   return pixels;
 }
 
-function png(size, pixels) {
-  const raw = Buffer.alloc((size * 4 + 1) * size);
-  for (let y = 0; y < size; y++) {
-    raw[y * (size * 4 + 1)] = 0; // filter: none
-    pixels.copy(raw, y * (size * 4 + 1) + 1, y * size * 4, (y + 1) * size * 4);
-  }
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(size, 0);
-  header.writeUInt32BE(size, 4);
-  header.writeUInt8(8, 8); // bit depth
-  header.writeUInt8(6, 9); // colour type: RGBA
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", header),
-    chunk("IDAT", deflateSync(raw, { level: 9 })),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
-}
-
-function chunk(type, data) {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([length, body, crc]);
-}
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(buffer) {
-  let c = 0xffffffff;
-  for (const byte of buffer) c = (CRC_TABLE[(c ^ byte) & 0xff] ?? 0) ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
 mkdirSync(out, { recursive: true });
 for (const [name, size, maskable] of /** @type {const} */ ([
   ["icon-192.png", 192, false],
@@ -121,6 +81,6 @@ for (const [name, size, maskable] of /** @type {const} */ ([
   ["maskable-512.png", 512, true],
   ["apple-touch-icon.png", 180, true],
 ])) {
-  writeFileSync(join(out, name), png(size, draw(size, maskable)));
+  writeFileSync(join(out, name), encodePng(size, size, draw(size, maskable)));
   console.log(`wrote public/icons/${name}`);
 }
