@@ -305,6 +305,22 @@ async function main() {
     log("an image was sent and its thumbnail shown to the other user");
     await bob.screenshot({ path: join(OUT, "desktop-dm.png") });
 
+    // The avatar: bob picks an image in the settings, it is uploaded and shown from a blob URL.
+    await bob.getByRole("button", { name: "Account settings" }).click();
+    const settings = bob.getByRole("dialog", { name: "Account settings" });
+    const avatarInput = settings.getByLabel("Avatar");
+    await eventually(async () => (await avatarInput.isEnabled()) || undefined, "the avatar picker is ready", STEP_MS);
+    await avatarInput.setInputFiles({ name: `avatar-${run}.png`, mimeType: "image/png", buffer: testImage() });
+    await settings.getByRole("status").filter({ hasText: "Avatar saved." }).waitFor({ timeout: STEP_MS });
+    const avatar = settings.getByRole("img", { name: "Your avatar" });
+    await eventually(
+      async () => (await avatar.evaluate((img) => img.complete && img.naturalWidth > 0 && img.src.startsWith("blob:"))) || undefined,
+      "bob's new avatar loads from a blob URL",
+      STEP_MS,
+    );
+    await settings.getByRole("button", { name: "Close" }).click();
+    log("an avatar was uploaded and shown in the settings");
+
     // Layouts: desktop (1280x800) and phone (375x812).
     await alice.getByRole("list", { name: "Servers" }).getByRole("button", { name: new RegExp(`^${SERVER_NAME}`) }).click();
     await alice.getByRole("navigation", { name: `Channels of ${SERVER_NAME}` }).getByRole("button", { name: CHANNEL, exact: true }).click();

@@ -3,14 +3,17 @@ import { json } from "../test/fakeServer";
 import { MatrixApi, MatrixApiError, type FetchLike } from "./client";
 import {
   PasswordRequiredError,
+  changeAvatar,
   deleteDevice,
   describeApiError,
+  getAvatarUrl,
   getDisplayName,
   inviteUser,
   isUserId,
   listDevices,
   parseUserId,
   renameDevice,
+  setAvatarUrl,
   setDisplayName,
 } from "./account";
 
@@ -96,6 +99,52 @@ describe("profile", () => {
     const { api } = scripted(json(404, { errcode: "M_NOT_FOUND", error: "no name" }), json(200, {}));
     expect(await getDisplayName(api, "@alice:hs")).toBeUndefined();
     expect(await getDisplayName(api, "@alice:hs")).toBeUndefined();
+  });
+});
+
+describe("avatar", () => {
+  it("reads and writes the avatar URL", async () => {
+    const { api, calls } = scripted(json(200, { avatar_url: "mxc://hs/abc" }), json(200, {}));
+    expect(await getAvatarUrl(api, "@alice:hs")).toBe("mxc://hs/abc");
+    await setAvatarUrl(api, "@alice:hs", "mxc://hs/def");
+    expect(calls.map((c) => [c.method, c.url, c.body])).toEqual([
+      ["GET", "https://hs/_matrix/client/v3/profile/%40alice%3Ahs/avatar_url", undefined],
+      ["PUT", "https://hs/_matrix/client/v3/profile/%40alice%3Ahs/avatar_url", { avatar_url: "mxc://hs/def" }],
+    ]);
+  });
+
+  it("has no avatar when none is set or it is not an mxc:// URI", async () => {
+    const { api } = scripted(
+      json(404, { errcode: "M_NOT_FOUND", error: "no avatar" }),
+      json(200, {}),
+      json(200, { avatar_url: "https://example.org/me.png" }),
+      json(500, { errcode: "M_UNKNOWN", error: "boom" }),
+    );
+    expect(await getAvatarUrl(api, "@alice:hs")).toBeUndefined();
+    expect(await getAvatarUrl(api, "@alice:hs")).toBeUndefined();
+    expect(await getAvatarUrl(api, "@alice:hs")).toBeUndefined();
+    await expect(getAvatarUrl(api, "@alice:hs")).rejects.toMatchObject({ status: 500 });
+  });
+
+  it("uploads the picked image, then sets it as the avatar", async () => {
+    const { api, calls } = scripted(json(200, { content_uri: "mxc://hs/new" }), json(200, {}));
+    const file = new File([new Uint8Array([1, 2, 3])], "me.png", { type: "image/png" });
+    expect(await changeAvatar(api, "@alice:hs", file)).toBe("mxc://hs/new");
+    expect(calls.map((c) => [c.method, c.url, c.body])).toEqual([
+      ["POST", "https://hs/_matrix/media/v3/upload?filename=me.png", undefined],
+      ["PUT", "https://hs/_matrix/client/v3/profile/%40alice%3Ahs/avatar_url", { avatar_url: "mxc://hs/new" }],
+    ]);
+  });
+
+  it("refuses a file that is not an image, and does not set a failed upload", async () => {
+    const { api, calls } = scripted(json(413, { errcode: "M_TOO_LARGE", error: "File too large" }));
+    await expect(changeAvatar(api, "@alice:hs", new File(["x"], "a.txt", { type: "text/plain" }))).rejects.toThrow(
+      "Pick an image file",
+    );
+    expect(calls).toHaveLength(0);
+    const error = await changeAvatar(api, "@alice:hs", new File(["x"], "big.png", { type: "image/png" })).catch((e: unknown) => e);
+    expect(error).toMatchObject({ status: 413, errcode: "M_TOO_LARGE" });
+    expect(calls.map((c) => c.method)).toEqual(["POST"]);
   });
 });
 

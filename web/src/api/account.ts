@@ -1,8 +1,9 @@
-// Account settings and invites over the standard client-server API: the display name, the
+// Account settings and invites over the standard client-server API: the display name and avatar, the
 // devices (list, rename, delete with user-interactive auth) and inviting a user to a room.
 // Built on MatrixApi.request, so errors are the client's MatrixApiError / NetworkError.
 
 import { MatrixApiError, isObject, type MatrixApi } from "./client";
+import { parseMxc } from "./media";
 import type { JsonObject, UiaResponse } from "./types";
 
 const CLIENT_V3 = "/_matrix/client/v3";
@@ -52,6 +53,32 @@ export async function setDisplayName(api: MatrixApi, userId: string, displayName
   await api.request("PUT", `${CLIENT_V3}/profile/${enc(userId)}/displayname`, {
     body: { displayname: displayName },
   });
+}
+
+/** The avatar's mxc:// URI, or undefined when none is set (or it is not an mxc:// URI). */
+export async function getAvatarUrl(api: MatrixApi, userId: string): Promise<string | undefined> {
+  try {
+    const answer = await api.request<JsonObject>("GET", `${CLIENT_V3}/profile/${enc(userId)}/avatar_url`);
+    const url = answer["avatar_url"];
+    return typeof url === "string" && parseMxc(url) ? url : undefined;
+  } catch (error) {
+    if (error instanceof MatrixApiError && error.status === 404) return undefined;
+    throw error;
+  }
+}
+
+export async function setAvatarUrl(api: MatrixApi, userId: string, avatarUrl: string): Promise<void> {
+  await api.request("PUT", `${CLIENT_V3}/profile/${enc(userId)}/avatar_url`, { body: { avatar_url: avatarUrl } });
+}
+
+/** Uploads an image and makes it the avatar; answers its mxc:// URI. Refuses what is not an
+ *  image before uploading anything. */
+export async function changeAvatar(api: MatrixApi, userId: string, file: Blob & { name?: string }): Promise<string> {
+  if (!file.type.startsWith("image/")) throw new Error("Pick an image file for the avatar");
+  const { content_uri: uri } = await api.upload(file, { fileName: file.name, contentType: file.type });
+  if (!parseMxc(uri)) throw new Error("The server answered the upload without a valid mxc:// URI");
+  await setAvatarUrl(api, userId, uri);
+  return uri;
 }
 
 // -- devices --------------------------------------------------------------------------------------

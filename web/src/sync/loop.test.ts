@@ -101,6 +101,72 @@ describe("SyncLoop", () => {
     expect(syncRequests(server)).toHaveLength(1);
   });
 
+  it("starts over with an initial sync when the server refuses the stored since token", async () => {
+    const { store, api, server } = await setup();
+    const loop = new SyncLoop({ api, store, userId: ME, timeoutMs: 25_000, sleep: async () => undefined });
+    await loop.syncOnce();
+    expect(await store.getSyncToken()).toBe("s0+");
+    server.failNext("/sync", { status: 400, body: { errcode: "M_INVALID_PARAM", error: "Invalid stream token" } });
+    server.syncResponses.push({
+      next_batch: "fresh",
+      rooms: { join: { "!r:x": { timeline: { events: [event("$new")] } } } },
+    });
+    await loop.syncOnce();
+    const [, refused, initial] = syncRequests(server);
+    expect(refused!.query.get("since")).toBe("s0+");
+    expect(initial!.query.get("since")).toBeNull();
+    expect(initial!.query.get("timeout")).toBe("0");
+    expect(await store.getSyncToken()).toBe("fresh");
+    expect((await store.getTimeline("!r:x")).map((t) => t.eventId)).toEqual(["$new"]);
+
+    // The loop goes on from the new token (a 404 is taken the same way).
+    server.failNext("/sync", { status: 404, body: { errcode: "M_NOT_FOUND" } });
+    loop.start();
+    await until(() => loop.status === "online");
+    await loop.stop();
+    expect(syncRequests(server).slice(3, 5).map((r) => r.query.get("since"))).toEqual(["fresh", null]);
+  });
+
+  it("retries without since only once, and only for a refused request", async () => {
+    const { store, api, server } = await setup();
+    const loop = new SyncLoop({ api, store, userId: ME });
+    await loop.syncOnce();
+    // The initial sync is refused as well: the error is passed on (the loop backs off).
+    server.failNext("/sync", { status: 400, body: { errcode: "M_UNKNOWN" } });
+    server.failNext("/sync", { status: 400, body: { errcode: "M_UNKNOWN" } });
+    await expect(loop.syncOnce()).rejects.toMatchObject({ status: 400 });
+    expect(syncRequests(server).slice(1).map((r) => r.query.get("since"))).toEqual(["s0+", null]);
+    expect(await store.getSyncToken()).toBe("s0+");
+    // Rate limiting, server errors and network errors keep the token.
+    for (const fault of [
+      { status: 429, body: { errcode: "M_LIMIT_EXCEEDED" } },
+      { status: 408, body: {} },
+      { status: 500, body: { errcode: "M_UNKNOWN" } },
+      "offline" as const,
+    ]) {
+      const before = syncRequests(server).length;
+      server.failNext("/sync", fault);
+      await expect(loop.syncOnce()).rejects.toBeDefined();
+      expect(syncRequests(server).length).toBe(before + 1);
+    }
+    // A refused initial sync (no since) is not retried either.
+    const fresh = await setup();
+    fresh.server.failNext("/sync", { status: 400, body: { errcode: "M_INVALID_PARAM" } });
+    await expect(new SyncLoop({ api: fresh.api, store: fresh.store, userId: ME }).syncOnce()).rejects.toMatchObject({ status: 400 });
+    expect(syncRequests(fresh.server)).toHaveLength(1);
+    expect(await store.getSyncToken()).toBe("s0+");
+  });
+
+  it("stays logged out on a 401 with a since token (no initial sync)", async () => {
+    const { store, api, server } = await setup();
+    const loop = new SyncLoop({ api, store, userId: ME, sleep: async () => undefined });
+    await loop.syncOnce();
+    server.failNext("/sync", { status: 401, body: { errcode: "M_UNKNOWN_TOKEN" } });
+    loop.start();
+    await until(() => loop.status === "loggedOut");
+    expect(syncRequests(server)).toHaveLength(2);
+  });
+
   it("wakes from a backoff at once when told the network is back", async () => {
     const { store, api, server } = await setup();
     server.offline = true;

@@ -35,6 +35,21 @@ export interface SyncLoopOptions {
   onSynced?: () => void;
 }
 
+/** A /sync with `since` refused in a way that retrying the same request cannot fix: a 4xx
+ *  other than 401 (the access token: logged out), 408 (a timeout) and 429 (rate limited).
+ *  Servers answer an unknown or malformed token variously (M_INVALID_PARAM, M_UNKNOWN,
+ *  M_BAD_JSON with 400, or a 404), so the errcode is not looked at. */
+function isRejectedSince(error: unknown): boolean {
+  return (
+    error instanceof MatrixApiError &&
+    error.status >= 400 &&
+    error.status < 500 &&
+    error.status !== 401 &&
+    error.status !== 408 &&
+    error.status !== 429
+  );
+}
+
 export class SyncLoop {
   status: SyncStatus = "stopped";
   lastError: unknown = undefined;
@@ -76,14 +91,26 @@ export class SyncLoop {
   /** One /sync round trip, stored. Exposed for tests and for a manual refresh. */
   async syncOnce(signal?: AbortSignal): Promise<void> {
     const { api, store, userId } = this.options;
-    const since = await store.getSyncToken();
-    const response = await api.sync({
-      since,
-      // The first sync answers at once, so that a new login shows something quickly.
-      timeoutMs: since ? (this.options.timeoutMs ?? 30_000) : 0,
-      filter: this.options.filter ?? SYNC_FILTER,
-      signal,
-    });
+    let since = await store.getSyncToken();
+    const request = (from: string | undefined) =>
+      api.sync({
+        since: from,
+        // The first sync answers at once, so that a new login shows something quickly.
+        timeoutMs: from ? (this.options.timeoutMs ?? 30_000) : 0,
+        filter: this.options.filter ?? SYNC_FILTER,
+        signal,
+      });
+    let response;
+    try {
+      response = await request(since);
+    } catch (error) {
+      if (since === undefined || signal?.aborted || !isRejectedSince(error)) throw error;
+      // The server refuses our `since` (a token from before a server reset or a database
+      // restore, or one it cannot parse): retrying it would fail forever. Start over with an
+      // initial sync once; its next_batch replaces the stored token.
+      since = undefined;
+      response = await request(undefined);
+    }
     await store.applySync(affectedRoomIds(response), (previous) =>
       reduceSync(response, userId, previous, { initial: since === undefined }),
     );

@@ -1,8 +1,10 @@
 import { useCallback, useEffect, useId, useRef, useState, type FormEvent } from "react";
 import {
   PasswordRequiredError,
+  changeAvatar,
   deleteDevice,
   describeApiError,
+  getAvatarUrl,
   getDisplayName,
   listDevices,
   renameDevice,
@@ -11,6 +13,7 @@ import {
 } from "../api/account";
 import type { ChatSession } from "../session";
 import { useAction } from "./hooks";
+import { useMediaUrl } from "./Media";
 
 /** Runs `action`, turning server errors into their message with the errcode. */
 async function withApiErrors(action: () => Promise<void>): Promise<void> {
@@ -26,7 +29,7 @@ const submitted = (handler: () => void) => (event: FormEvent) => {
   handler();
 };
 
-/** Account settings: the display name and the devices (rename, log out other devices). Uses the
+/** Account settings: the display name, the avatar and the devices (rename, log out other devices). Uses the
  *  native <dialog> like Modal, but holds several forms, so it closes with its own button. */
 export function SettingsDialog({ session, onClose }: { session: ChatSession; onClose: () => void }) {
   const ref = useRef<HTMLDialogElement>(null);
@@ -104,8 +107,70 @@ function DisplayNameForm({ session }: { session: ChatSession }) {
           </p>
         )}
       </form>
-      <p className="hint">Changing the avatar comes with picture uploads.</p>
+      <AvatarForm session={session} />
     </section>
+  );
+}
+
+const AVATAR_SIZE = { width: 96, height: 96 };
+
+/** The current avatar (through the authenticated media API) and a picker that uploads an image
+ *  and makes it the avatar. */
+function AvatarForm({ session }: { session: ChatSession }) {
+  const me = session.session.userId;
+  // undefined: not loaded yet; null: no avatar.
+  const [avatar, setAvatar] = useState<string | null>();
+  const [saved, setSaved] = useState(false);
+  const load = useAction();
+  const save = useAction();
+  const id = useId();
+  const { run: runLoad } = load;
+  useEffect(() => {
+    void runLoad(() => withApiErrors(async () => setAvatar((await getAvatarUrl(session.api, me)) ?? null)));
+  }, [session, me]);
+  const image = useMediaUrl(session, avatar ? session.mediaUrl(avatar, AVATAR_SIZE) : undefined);
+  const pick = (file: File | undefined) => {
+    if (!file) return;
+    void save.run(() =>
+      withApiErrors(async () => {
+        setSaved(false);
+        setAvatar(await changeAvatar(session.api, me, file));
+        setSaved(true);
+      }),
+    );
+  };
+  const error = load.error ?? save.error ?? image.error;
+  return (
+    <div className="avatar-form">
+      <span className="settings-avatar" aria-hidden={image.src ? undefined : true}>
+        {image.src ? <img src={image.src} alt="Your avatar" /> : (me.replace(/^@/, "")[0] ?? "?").toUpperCase()}
+      </span>
+      <div className="avatar-form-controls">
+        <label htmlFor={`${id}-avatar`}>Avatar</label>
+        <input
+          id={`${id}-avatar`}
+          type="file"
+          accept="image/*"
+          disabled={avatar === undefined || save.busy}
+          onChange={(e) => {
+            pick(e.target.files?.[0]);
+            e.target.value = "";
+          }}
+        />
+        {save.busy && <p role="status">Uploading…</p>}
+        {avatar === null && !save.busy && <p className="hint">No avatar set.</p>}
+        {error && (
+          <p className="error" role="alert">
+            {error}
+          </p>
+        )}
+        {saved && (
+          <p className="hint" role="status">
+            Avatar saved.
+          </p>
+        )}
+      </div>
+    </div>
   );
 }
 
