@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import random
 import socket
 from typing import Any
 from urllib.parse import quote
@@ -25,10 +26,37 @@ from tests.harness import TestServer
 V3 = "/_matrix/client/v3"
 
 
+# Ports handed out in this process: two servers set up before either listens get different ones.
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(part) for part in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port that is free now, for a server whose name must carry its port before it
+    listens. It is taken below the ephemeral range: a port from that range can be given to an
+    outgoing connection's local end before the server gets to bind it ("address in use")."""
+    low, _high = _ephemeral_range()
+    first = max(1024, low - 12000)
+    for _ in range(200):
+        port = random.randrange(first, low)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port below {low}")
 
 
 def write_self_signed_cert(
