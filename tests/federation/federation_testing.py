@@ -159,8 +159,18 @@ class TwoServersCase(unittest.TestCase):
         return defer.ensureDeferred(self._start())
 
     async def _start(self) -> None:
-        await self.a.start()
-        await self.b.start()
+        try:
+            await self.a.start()
+            await self.b.start()
+        except BaseException:
+            # trial skips tearDown when setUp fails: stop what started, or its threads and
+            # timers outlive the test (and keep the process from exiting).
+            for server in (self.a, self.b):
+                try:
+                    await server.stop()
+                except Exception:
+                    pass
+            raise
         self.alice, self.alice_token = await self.a.client.register("alice")
         self.bob, self.bob_token = await self.b.client.register("bob")
 
