@@ -11,6 +11,7 @@ a short page that says so and how to build it; the server starts all the same.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mimetypes
 import os
@@ -27,7 +28,8 @@ from homeserver.errors import MatrixError
 
 logger = logging.getLogger(__name__)
 
-# The repository's web/dist. Read when a listener is built, so tests can point it elsewhere.
+# The repository's web/dist, read when a listener is built (tests point it elsewhere). A new
+# build is served after a restart.
 DIST_DIR: Path = Path(__file__).resolve().parent.parent / "web" / "dist"
 
 # First path segments that belong to the server, whatever the router says.
@@ -62,9 +64,6 @@ IMMUTABLE = b"public, max-age=31536000, immutable"
 NO_CACHE = b"no-cache"
 SHORT_CACHE = b"public, max-age=3600"
 
-# Files up to this size are kept in memory once read (the whole build is a few hundred KiB).
-_CACHE_LIMIT = 2 * 1024 * 1024
-
 NOT_BUILT_PAGE = b"""<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -80,30 +79,49 @@ can use it. Its bundled web client needs Node.js 20 or later to build.</p>
 </html>
 """
 
-_warned: set[Path] = set()
-
-
 @dataclass(frozen=True)
 class _File:
     body: bytes
     etag: bytes
-    mtime_ns: int
-    size: int
+    content_type: bytes
+    cache_control: bytes
+
+
+def load_dist(dist_dir: Path) -> dict[str, _File] | None:
+    """Every file of the build, by its path relative to `dist_dir` ("assets/index-x.js"), or
+    None when there is no build. Read once when a listener is built: the build is a few hundred
+    KiB, and requests then never touch the disk (nor block the reactor on it). Hidden files,
+    and symlinks that lead outside the directory, are left out."""
+    root = Path(dist_dir)
+    if not (root / "index.html").is_file():
+        return None
+    real_root = root.resolve()
+    files: dict[str, _File] = {}
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        for name in names:
+            path = Path(directory, name)
+            if name.startswith(".") or not path.resolve().is_relative_to(real_root):
+                continue
+            relative = path.relative_to(root).as_posix()
+            body = path.read_bytes()
+            files[relative] = _File(
+                body,
+                b'"%s"' % hashlib.sha256(body).hexdigest()[:32].encode("ascii"),
+                _content_type(path),
+                _cache_control(relative),
+            )
+    return files
 
 
 class WebClientResource(Resource):
-    """Serves a built single-page app from `dist_dir` (GET and HEAD only)."""
+    """Serves a built single-page app (GET and HEAD only), or a page saying it was not built."""
 
     isLeaf = True
 
-    def __init__(self, dist_dir: Path) -> None:
+    def __init__(self, files: dict[str, _File] | None) -> None:
         super().__init__()
-        self.dist_dir = Path(dist_dir)
-        self._cache: dict[Path, _File] = {}
-
-    @property
-    def built(self) -> bool:
-        return (self.dist_dir / "index.html").is_file()
+        self.files = files
 
     def render_GET(self, request: server.Request) -> int:
         self._respond(request)
@@ -118,53 +136,20 @@ class WebClientResource(Resource):
         if segments is None:
             _text(request, 400, b"Bad path\n")
             return
-        looks_like_file = _looks_like_file(segments)
-        if not self.built:
-            if looks_like_file:
-                _text(request, 404, b"Not found\n")
-            else:
-                request.setHeader(b"Cache-Control", NO_CACHE)
-                write_body(request, 200, NOT_BUILT_PAGE, b"text/html; charset=utf-8")
-            return
-        path = self._existing_file(segments)
-        if path is None:
-            if looks_like_file:
-                _text(request, 404, b"Not found\n")
-                return
-            # The app's own routes (/rooms/...): index.html, and the app takes it from there.
-            path = self.dist_dir / "index.html"
-        self._send_file(request, path)
-
-    def _existing_file(self, segments: list[str]) -> Path | None:
-        if not segments or segments[-1] == "":
-            return None
-        candidate = self.dist_dir.joinpath(*segments)
-        try:
-            resolved = candidate.resolve(strict=True)
-            root = self.dist_dir.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return None
-        # A symlink inside dist must not lead outside it.
-        if not resolved.is_relative_to(root) or not resolved.is_file():
-            return None
-        return resolved
-
-    def _send_file(self, request: server.Request, path: Path) -> None:
-        try:
-            entry = self._read(path)
-        except OSError:
+        found = self.files.get("/".join(segments)) if self.files is not None else None
+        if found is None and _looks_like_file(segments):
             _text(request, 404, b"Not found\n")
-            return
-        relative = path.relative_to(self.dist_dir.resolve()).as_posix()
-        if relative in NO_CACHE_FILES:
-            cache_control = NO_CACHE
-        elif relative.startswith("assets/"):
-            cache_control = IMMUTABLE
+        elif self.files is None:
+            request.setHeader(b"Cache-Control", NO_CACHE)
+            write_body(request, 200, NOT_BUILT_PAGE, b"text/html; charset=utf-8")
         else:
-            cache_control = SHORT_CACHE
-        request.setHeader(b"Cache-Control", cache_control)
+            # The app's own routes (/rooms/...): index.html, and the app takes it from there.
+            self._send(request, found or self.files["index.html"])
+
+    def _send(self, request: server.Request, entry: _File) -> None:
+        request.setHeader(b"Cache-Control", entry.cache_control)
         request.setHeader(b"ETag", entry.etag)
-        if path.suffix == ".html":
+        if entry.content_type.startswith(b"text/html"):
             # Nobody may frame the app (clickjacking).
             request.setHeader(b"Content-Security-Policy", b"frame-ancestors 'none'")
         if_none_match = request.getHeader(b"If-None-Match")
@@ -172,22 +157,7 @@ class WebClientResource(Resource):
             request.setResponseCode(304)
             request.finish()
             return
-        write_body(request, 200, entry.body, _content_type(path))
-
-    def _read(self, path: Path) -> _File:
-        stat = path.stat()
-        cached = self._cache.get(path)
-        if cached is not None and (cached.mtime_ns, cached.size) == (
-            stat.st_mtime_ns,
-            stat.st_size,
-        ):
-            return cached
-        body = path.read_bytes()
-        etag = b'"%x-%x"' % (stat.st_size, stat.st_mtime_ns)
-        entry = _File(body, etag, stat.st_mtime_ns, stat.st_size)
-        if stat.st_size <= _CACHE_LIMIT:
-            self._cache[path] = entry
-        return entry
+        write_body(request, 200, entry.body, entry.content_type)
 
 
 class ApiWithWebClient(Resource):
@@ -227,18 +197,16 @@ class ApiWithWebClient(Resource):
 def with_web_client(api: JsonResource, dist_dir: Path | None = None) -> ApiWithWebClient:
     """Wraps a listener's API resource so that the web client is served beside it."""
     dist = Path(dist_dir if dist_dir is not None else DIST_DIR)
-    web = WebClientResource(dist)
-    if not web.built:
-        if dist not in _warned:
-            _warned.add(dist)
-            logger.warning(
-                "The web client was not built (%s has no index.html): / explains how to build "
-                "it (cd web && npm ci && npm run build, or make run with Node.js installed)",
-                dist,
-            )
+    files = load_dist(dist)
+    if files is None:
+        logger.warning(
+            "The web client was not built (%s has no index.html): / explains how to build "
+            "it (cd web && npm ci && npm run build, or make run with Node.js installed)",
+            dist,
+        )
     else:
-        logger.info("Serving the web client from %s at /", dist)
-    return ApiWithWebClient(api, web)
+        logger.info("Serving the web client from %s at / (%d files)", dist, len(files))
+    return ApiWithWebClient(api, WebClientResource(files))
 
 
 def _safe_segments(raw_path: bytes) -> list[str] | None:
@@ -269,6 +237,12 @@ def _looks_like_file(segments: list[str]) -> bool:
 
 def _etags(header: bytes) -> set[bytes]:
     return {tag.strip().removeprefix(b"W/") for tag in header.split(b",")}
+
+
+def _cache_control(relative: str) -> bytes:
+    if relative in NO_CACHE_FILES:
+        return NO_CACHE
+    return IMMUTABLE if relative.startswith("assets/") else SHORT_CACHE
 
 
 def _content_type(path: Path) -> bytes:

@@ -27,6 +27,7 @@ import signedjson.key
 import yaml
 
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS
+from homeserver.identifiers import host_of
 
 logger = logging.getLogger(__name__)
 
@@ -1136,8 +1137,7 @@ def _webpush(top: _Section, server_name: str) -> WebPushConfig | None:
     if path is None:
         raise webpush.error("vapid_private_key_path", "required when webpush is enabled "
                                                       "(generate-config writes one)")
-    host = server_name.rpartition(":")[0] if server_name.count(":") == 1 else server_name
-    contact = webpush.get_str("vapid_contact") or f"mailto:admin@{host}"
+    contact = webpush.get_str("vapid_contact") or f"mailto:admin@{host_of(server_name)}"
     if not _VAPID_CONTACT.match(contact):
         raise webpush.error("vapid_contact", f"expected a mailto: or https: URL, got {contact!r}")
     return WebPushConfig(path, contact)

@@ -68,6 +68,15 @@ def server_of(identifier: str) -> str:
     return identifier.split(":", 1)[1]
 
 
+def host_of(server_name: str) -> str:
+    """The server name without its port: `evil.com:8448` -> `evil.com`, `[::1]:80` -> `[::1]`."""
+    if server_name.startswith("["):
+        end = server_name.find("]")
+        return server_name[: end + 1] if end != -1 else server_name
+    host, _, _port = server_name.partition(":")
+    return host
+
+
 def random_string(length: int, alphabet: str = string.ascii_letters) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 

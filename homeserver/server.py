@@ -122,6 +122,7 @@ class HomeServer:
         self.ignored_users = IgnoredUsers(self.storage)
         self.push_rules = PushRulesService(self.storage, self.notifier)
         self.pushers = build_pusher_pool(config, reactor, self.storage, self.clock, self.mailer)
+        self.accounts.device_observers.append(self.pushers.on_devices_deleted)
         # Every new event runs through the local members' push rules before it is written;
         # once written, the pushers of the users it notifies wake up.
         self.storage.persister.preparers.append(

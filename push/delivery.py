@@ -9,12 +9,14 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 
-from homeserver.http_client import HttpClient, HttpClientError
+from homeserver.http_client import BlockedAddress, HttpClient, HttpClientError, InvalidUrl
 from storage.pushers import Pusher
 
 logger = logging.getLogger(__name__)
@@ -59,8 +61,7 @@ class GatewayDelivery:
                 body=json.dumps(body).encode("utf-8"), timeout=PUSH_TIMEOUT_S, retries=0,
             )
         except HttpClientError as e:
-            logger.info("Push gateway for %s unreachable: %s", pusher.user_id, e)
-            return Outcome.RETRY
+            return _unreachable(e, pusher)
         if response.code == 200:
             try:
                 rejected = response.json().get("rejected", [])
@@ -106,8 +107,7 @@ class WebPushDelivery:
                 retries=0, max_redirects=0,
             )
         except HttpClientError as e:
-            logger.info("Push service for %s unreachable: %s", pusher.user_id, e)
-            return Outcome.RETRY
+            return _unreachable(e, pusher)
         if 200 <= response.code < 300:
             return Outcome.DELIVERED
         if response.code in (403, 404, 410):
@@ -115,8 +115,6 @@ class WebPushDelivery:
         return _retry_or_drop(response.code, pusher)
 
     def _vapid_headers(self, url: str) -> dict[str, str]:
-        from urllib.parse import urlsplit
-
         parts = urlsplit(url)
         claims = {
             "aud": f"{parts.scheme}://{parts.netloc}",
@@ -128,8 +126,6 @@ class WebPushDelivery:
 
 def load_vapid_key(path: str) -> ec.EllipticCurvePrivateKey:
     """The VAPID private key from its PEM file (generate-config writes one)."""
-    from cryptography.hazmat.primitives import serialization
-
     with open(path, "rb") as f:
         key = serialization.load_pem_private_key(f.read(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
@@ -140,12 +136,19 @@ def load_vapid_key(path: str) -> ec.EllipticCurvePrivateKey:
 def vapid_public_key(private_key: ec.EllipticCurvePrivateKey) -> str:
     """The public key as the `m.webpush` capability gives it: uncompressed point, URL-safe
     base64 without padding."""
-    from cryptography.hazmat.primitives import serialization
-
     raw = private_key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unreachable(error: HttpClientError, pusher: Pusher) -> Outcome:
+    if isinstance(error, BlockedAddress | InvalidUrl):
+        # A private address (not in ip_range_whitelist) stays refused: retrying cannot help.
+        logger.info("Push for %s (%s) refused: %s", pusher.user_id, pusher.app_id, error)
+        return Outcome.DROPPED
+    logger.info("Pushing for %s (%s) failed: %s", pusher.user_id, pusher.app_id, error)
+    return Outcome.RETRY
 
 
 def _retry_or_drop(code: int, pusher: Pusher) -> Outcome:

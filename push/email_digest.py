@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from homeserver.rooms.current_state import current_state_content
+from homeserver.rooms.current_state import member_display_name, room_name_and_alias
 from storage.push_actions import Notification
 
 if TYPE_CHECKING:
@@ -62,16 +62,11 @@ class EmailDigests:
         return {"sender": sender, "body": text}
 
     async def _member_name(self, room_id: str, user_id: str) -> str:
-        member = await current_state_content(self.storage, room_id, "m.room.member", user_id)
-        name = member.get("displayname")
-        return name if isinstance(name, str) and name else user_id
+        return await member_display_name(self.storage, room_id, user_id) or user_id
 
     async def _room_title(self, room_id: str) -> str:
-        for event_type, field in (("m.room.name", "name"), ("m.room.canonical_alias", "alias")):
-            value = (await current_state_content(self.storage, room_id, event_type)).get(field)
-            if isinstance(value, str) and value:
-                return value
-        return "a conversation"
+        name, alias = await room_name_and_alias(self.storage, room_id)
+        return name or alias or "a conversation"
 
     async def _display_name(self, user_id: str) -> str:
         profile = await self.storage.accounts.get_profile(user_id)

@@ -193,11 +193,15 @@ class Notification:
     highlight: bool
 
 
-def interpret(actions: Sequence[Any]) -> Notification:
-    notify = "notify" in actions
-    highlight = False
+def tweaks(actions: Sequence[Any]) -> dict[str, Any]:
+    """The `set_tweak` actions as a dict; a tweak without a value is true (spec: Actions)."""
+    found: dict[str, Any] = {}
     for action in actions:
-        if isinstance(action, Mapping) and action.get("set_tweak") == "highlight":
-            # A highlight tweak without a value means true (spec: Actions).
-            highlight = action.get("value", True) is True
-    return Notification(tuple(actions), notify, highlight)
+        if isinstance(action, Mapping) and isinstance(action.get("set_tweak"), str):
+            found[action["set_tweak"]] = action.get("value", True)
+    return found
+
+
+def interpret(actions: Sequence[Any]) -> Notification:
+    highlight = tweaks(actions).get("highlight") is True
+    return Notification(tuple(actions), "notify" in actions, highlight)

@@ -7,11 +7,12 @@ fields, and tests can check them without a server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from homeserver.events.event import Event
+from push.evaluator import tweaks
 
 
 @dataclass(frozen=True)
@@ -23,15 +24,6 @@ class PushContext:
     sender_display_name: str | None
     room_name: str | None
     room_alias: str | None
-
-
-def tweaks(actions: Sequence[Any]) -> dict[str, Any]:
-    """The `set_tweak` actions as a dict (a highlight tweak without a value is true)."""
-    found: dict[str, Any] = {}
-    for action in actions:
-        if isinstance(action, Mapping) and isinstance(action.get("set_tweak"), str):
-            found[action["set_tweak"]] = action.get("value", True)
-    return found
 
 
 def notification(

@@ -20,10 +20,11 @@ from twisted.internet import defer
 
 from homeserver.errors import Codes, MatrixError, bad_json, not_found
 from homeserver.http_client import HttpClient, system_trust_policy
-from homeserver.rooms.current_state import current_state_content
+from homeserver.rooms.current_state import member_display_name, room_name_and_alias
 from push.delivery import GatewayDelivery, Outcome, WebPushDelivery, load_vapid_key
 from push.email_digest import EMAIL_APP_ID, EmailDigests
-from push.payload import PushContext, notification, tweaks
+from push.evaluator import tweaks
+from push.payload import PushContext, notification
 from storage.lru import LruCache
 from storage.push_actions import Notification
 from storage.pushers import Pusher
@@ -90,12 +91,9 @@ class PusherPool:
         self.max_backoff_s = max_backoff_s
         self._workers: dict[int, _Worker] = {}
         self._sweeper: Any = None
+        self._acks_sending: set[defer.Deferred] = set()
         # event_id -> users it notifies, told by the evaluator before the event is written.
         self._recipients: LruCache[str, list[str]] = LruCache(10_000)
-
-    @property
-    def webpush_enabled(self) -> bool:
-        return self.webpush is not None
 
     async def start(self) -> None:
         for pusher in await self.storage.pushers.get_all():
@@ -120,8 +118,11 @@ class PusherPool:
         await self.gateway.http.close()
 
     async def wait_idle(self) -> None:
-        """Until no worker is sending (backoff timers do not count). For tests."""
-        while running := [w.running for w in self._workers.values() if w.running is not None]:
+        """Until nothing is being sent (backoff timers do not count). For tests."""
+        while running := [
+            *self._acks_sending,
+            *(w.running for w in self._workers.values() if w.running is not None),
+        ]:
             await defer.DeferredList(running)
 
     # -- news -----------------------------------------------------------------------------------
@@ -205,6 +206,14 @@ class PusherPool:
             worker.pusher.activated = True
             worker.pusher.ack_token = None
 
+    async def on_devices_deleted(self, user_id: str) -> None:
+        """An account device observer: a logged-out device's pushers go with it."""
+        devices = {d.device_id for d in await self.storage.accounts.get_devices(user_id)}
+        for pusher in await self.storage.pushers.get_for_user(user_id):
+            if pusher.device_id is not None and pusher.device_id not in devices:
+                await self.storage.pushers.delete_by_id(pusher.id)
+                self._remove(pusher.id)
+
     async def _check_email_pusher(self, user_id: str, app_id: str, address: str) -> None:
         if app_id != EMAIL_APP_ID:
             raise MatrixError(400, Codes.INVALID_PARAM, f"Email pushers have app_id {EMAIL_APP_ID}")
@@ -251,9 +260,11 @@ class PusherPool:
     def _send_ack_token(self, pusher: Pusher) -> None:
         assert self.webpush is not None
         payload = {"app_id": pusher.app_id, "ack_token": pusher.ack_token}
-        defer.ensureDeferred(self.webpush.deliver(pusher, payload)).addErrback(
+        sending = defer.ensureDeferred(self.webpush.deliver(pusher, payload)).addErrback(
             lambda f: logger.warning("Could not send the Web Push ack token: %s", f.value)
         )
+        self._acks_sending.add(sending)
+        sending.addBoth(lambda _: self._acks_sending.discard(sending))
 
     # -- workers --------------------------------------------------------------------------------
 
@@ -361,10 +372,6 @@ class PusherPool:
         worker.timer = self.clock.call_later(delay, self._wake, worker)
 
     async def _deliver(self, pusher: Pusher, item: Notification) -> Outcome:
-        if pusher.device_id is not None and await self.storage.accounts.get_device(
-            pusher.user_id, pusher.device_id
-        ) is None:
-            return Outcome.REMOVE  # the device logged out: its pushers go with it
         event = await self.storage.events.get_event(item.event_id)
         if event is None:
             return Outcome.DROPPED
@@ -383,18 +390,15 @@ class PusherPool:
     async def _context(self, user_id: str, event: Event) -> PushContext:
         counts = await self.storage.push_actions.unread_counts(user_id)
         unread = sum(c.notifications for threads in counts.values() for c in threads.values())
-        def content(event_type: str, state_key: str = "") -> Any:
-            return current_state_content(self.storage, event.room_id, event_type, state_key)
-
-        name = (await content("m.room.member", event.sender)).get("displayname")
-        room_name = (await content("m.room.name")).get("name")
-        alias = (await content("m.room.canonical_alias")).get("alias")
+        room_name, alias = await room_name_and_alias(self.storage, event.room_id)
         return PushContext(
             user_id=user_id,
             unread_count=unread,
-            sender_display_name=name if isinstance(name, str) else None,
-            room_name=room_name if isinstance(room_name, str) else None,
-            room_alias=alias if isinstance(alias, str) else None,
+            sender_display_name=await member_display_name(
+                self.storage, event.room_id, event.sender
+            ),
+            room_name=room_name,
+            room_alias=alias,
         )
 
 

@@ -83,19 +83,6 @@ class PusherStore:
             lambda txn: txn.execute("DELETE FROM pushers WHERE id = ?", (pusher_id,)),
         )
 
-    async def delete_for_device(self, user_id: str, device_id: str) -> list[int]:
-        """A logged-out device's pushers go with it (as Synapse does)."""
-
-        def txn_fn(txn: Txn) -> list[int]:
-            ids = [r[0] for r in txn.query(
-                "SELECT id FROM pushers WHERE user_id = ? AND device_id = ?", (user_id, device_id)
-            )]
-            txn.execute("DELETE FROM pushers WHERE user_id = ? AND device_id = ?",
-                        (user_id, device_id))
-            return ids
-
-        return await self.db.run("delete_device_pushers", txn_fn)
-
     async def set_position(self, pusher_id: int, stream_ordering: int) -> None:
         await self.db.run(
             "pusher_position",

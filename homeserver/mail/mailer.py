@@ -20,6 +20,7 @@ from twisted.internet.ssl import optionsForClientTLS
 from twisted.mail.smtp import ESMTPSenderFactory
 
 from homeserver.config import EmailConfig
+from homeserver.identifiers import host_of
 from homeserver.mail.templates import Templates
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class Mailer:
         self.templates = templates
         self.reactor = reactor
         # The name we greet the mail server with and put in Message-IDs.
-        self.host = _host_of(server_name)
+        self.host = host_of(server_name)
         self.sender = parseaddr(config.notif_from)[1]
         self._pending: set[defer.Deferred[None]] = set()
 
@@ -121,10 +122,3 @@ class Mailer:
             config.smtp_host, config.smtp_port, factory, timeout=SMTP_TIMEOUT_S
         )
         return done
-
-
-def _host_of(server_name: str) -> str:
-    """The server name without its port ("[::1]:8448" -> "[::1]"); it is ASCII by grammar."""
-    if server_name.endswith("]") or ":" not in server_name:
-        return server_name
-    return server_name.rsplit(":", 1)[0]

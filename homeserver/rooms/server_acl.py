@@ -12,17 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from homeserver.globs import glob_to_regex
+from homeserver.identifiers import host_of
 
 ACL_EVENT_TYPE = "m.room.server_acl"
-
-
-def host_of(server_name: str) -> str:
-    """The server name without its port: `evil.com:8448` -> `evil.com`, `[::1]:80` -> `[::1]`."""
-    if server_name.startswith("["):
-        end = server_name.find("]")
-        return server_name[: end + 1] if end != -1 else server_name
-    host, _, _port = server_name.partition(":")
-    return host
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -22,8 +22,6 @@ class SyncExtras:
 
     # room_id -> ephemeral events (typing, receipts) for joined rooms.
     ephemeral: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    # room_id -> extra keys of the joined room's section (e.g. unread counts).
-    room_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     presence: list[dict[str, Any]] = field(default_factory=list)
     to_device: list[dict[str, Any]] = field(default_factory=list)
     device_lists_changed: set[str] = field(default_factory=set)

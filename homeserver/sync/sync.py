@@ -167,11 +167,6 @@ class SyncHandler:
             for room_id, membership in memberships.items()
             if membership == "join" and request.sync_filter.allows_room(room_id)
         ]
-        unread = await self.storage.push_actions.unread_counts(request.user_id)
-        for room_id in joined_rooms:
-            result.extras.room_fields[room_id] = _unread_fields(
-                unread.get(room_id, {}), request.sync_filter.timeline.unread_thread_notifications
-            )
         context = SyncContext(request, since, now, joined_rooms, result.extras)
         for source in self.notifier.sources:
             await source.add_to_sync(context)
@@ -210,6 +205,12 @@ class SyncHandler:
                 section = await self._left_room(request, room_id, since, changes)
                 if section is not None:
                     result.left[room_id] = section
+        if result.joined:
+            # One query for every room's counts, and none for a sync without joined rooms.
+            unread = await self.storage.push_actions.unread_counts(request.user_id)
+            per_thread = request.sync_filter.timeline.unread_thread_notifications
+            for room_id, section in result.joined.items():
+                section.update(_unread_fields(unread.get(room_id, {}), per_thread))
         return result
 
     async def _render(self, request: SyncRequest, events: list[Event]) -> list[dict[str, Any]]:
@@ -281,7 +282,6 @@ class SyncHandler:
             "ephemeral": {"events": ephemeral or []},
             "summary": await self._summary(room_id, request.user_id),
         }
-        section.update(extras.room_fields.get(room_id, {}))
         return section
 
     async def _timeline(

@@ -19,8 +19,8 @@ from twisted.web import resource, server
 
 from tests.federation.federation_testing import write_self_signed_cert
 
-# (status, JSON body) the receiver answers with, given the request's path and body.
-Responder = Callable[[str, bytes], tuple[int, Any]]
+# (status, JSON body[, headers]) the receiver answers with, given the request's path and body.
+Responder = Callable[[str, bytes], tuple[Any, ...]]
 
 
 @dataclass
@@ -46,7 +46,9 @@ class _Recorder(resource.Resource):
         headers = {k.decode().lower(): v[0].decode() for k, v in
                    request.requestHeaders.getAllRawHeaders()}
         self.receiver.received.append(Received(path, headers, body))
-        status, answer = self.receiver.responder(path, body)
+        status, answer, *headers = self.receiver.responder(path, body)
+        for name, value in (headers[0] if headers else {}).items():
+            request.setHeader(name.encode(), value.encode())
         request.setResponseCode(status)
         request.setHeader(b"Content-Type", b"application/json")
         waiters, self.receiver.waiters = self.receiver.waiters, []

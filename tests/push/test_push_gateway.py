@@ -17,18 +17,23 @@ from tests.push.push_testing import HttpsReceiver
 NOTIFY = "/_matrix/push/v1/notify"
 
 
-class PushGateway(unittest.TestCase):
+class GatewayCase(unittest.TestCase):
+    """A test server and a recording gateway; alice sets pushers, bob writes to her."""
+
     timeout = 60
 
+    # Loopback is a private address: the gateway is reachable only when it is whitelisted.
+    whitelist = ["127.0.0.0/8"]
+
     def setUp(self) -> defer.Deferred:
-        self.answers: list[tuple[int, Any]] = []
+        self.answers: list[tuple[Any, ...]] = []
         self.gateway = HttpsReceiver(responder=self.answer)
         self.gateway.start()  # first: the server trusts the certificate it finds at start
-        self.server = TestServer(ip_range_whitelist=["127.0.0.0/8"],
+        self.server = TestServer(ip_range_whitelist=self.whitelist,
                                  push={"retry_initial_backoff": "100ms"})
         return defer.ensureDeferred(self._start())
 
-    def answer(self, path: str, body: bytes) -> tuple[int, Any]:
+    def answer(self, path: str, body: bytes) -> tuple[Any, ...]:
         return self.answers.pop(0) if self.answers else (200, {"rejected": []})
 
     async def _start(self) -> None:
@@ -71,6 +76,8 @@ class PushGateway(unittest.TestCase):
     async def settle(self) -> None:
         await self.server.hs.pushers.wait_idle()
 
+
+class PushGateway(GatewayCase):
     @async_test
     async def test_a_message_is_pushed_once_with_counts(self) -> None:
         room_id = await self.dm()
@@ -172,3 +179,30 @@ class PushGateway(unittest.TestCase):
         self.assertEqual(alices.json["pushers"], [])
         bobs = await self.client.get(f"{V3}/pushers", self.bob_token)
         self.assertEqual(len(bobs.json["pushers"]), 1)
+
+    @async_test
+    async def test_a_logged_out_devices_pushers_go_with_it(self) -> None:
+        await self.set_pusher()
+        login = await self.client.post(f"{V3}/login", {
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"},
+            "password": "correct horse"}, None)
+        self.assertEqual(login.code, 200, login.json)
+        other_token = login.json["access_token"]
+        out = await self.client.post(f"{V3}/logout", {}, self.alice_token)
+        self.assertEqual(out.code, 200, out.json)
+        listed = await self.client.get(f"{V3}/pushers", other_token)
+        self.assertEqual(listed.json["pushers"], [])
+
+
+class PrivateGateway(GatewayCase):
+    whitelist: list[str] = []
+
+    @async_test
+    async def test_a_private_gateway_is_refused_and_not_retried(self) -> None:
+        room_id = await self.dm()
+        await self.set_pusher()
+        await self.send(room_id, self.bob_token, "anyone there?")
+        await self.settle()
+        worker = next(iter(self.server.hs.pushers._workers.values()))
+        self.assertIsNone(worker.timer)  # dropped, not backing off to try again
+        self.assertEqual(self.gateway.received, [])

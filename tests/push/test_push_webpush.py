@@ -52,7 +52,7 @@ class WebPush(unittest.TestCase):
     timeout = 60
 
     def setUp(self) -> defer.Deferred:
-        self.answers: list[tuple[int, Any]] = []
+        self.answers: list[tuple[Any, ...]] = []
         self.service = HttpsReceiver(responder=lambda path, body: (
             self.answers.pop(0) if self.answers else (201, {})))
         self.service.start()
@@ -181,3 +181,14 @@ class WebPush(unittest.TestCase):
             "data": {"url": "http://push.example/abc", "auth": b64(self.subscription.auth)},
         }, self.alice_token)
         self.assertEqual((response.code, response.json["errcode"]), (400, "M_INVALID_PARAM"))
+
+    @async_test
+    async def test_a_redirect_is_not_followed(self) -> None:
+        """The address checked is the one posted to (MSC4174): a push service that redirects
+        elsewhere gets the one request, and the validation push is not sent on."""
+        elsewhere = self.service.url("/elsewhere")
+        self.answers = [(307, {}, {"Location": elsewhere})]
+        self.assertEqual(await self.subscribe(), 201)
+        await self.service.wait_for(1)
+        await self.server.hs.pushers.wait_idle()
+        self.assertEqual([r.path for r in self.service.received], ["/push/alice-browser"])

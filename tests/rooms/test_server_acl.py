@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from homeserver.rooms.server_acl import host_of, server_allowed
+from homeserver.identifiers import host_of
+from homeserver.rooms.server_acl import server_allowed
 
 
 @pytest.mark.parametrize(

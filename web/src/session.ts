@@ -35,28 +35,14 @@ export function serverNameOf(userId: string): string {
   return userId.slice(userId.indexOf(":") + 1);
 }
 
-export async function logIn(
-  store: Store,
-  baseUrl: string,
-  user: string,
-  password: string,
-  fetch?: FetchLike,
-): Promise<Session> {
+export async function logIn(store: Store, baseUrl: string, user: string, password: string, fetch?: FetchLike): Promise<Session> {
   const api = new MatrixApi({ baseUrl, fetch });
-  const answer = await api.login(user, password, deviceName());
-  return saveSession(store, api.baseUrl, answer);
+  return saveSession(store, api.baseUrl, await api.login(user, password, deviceName()));
 }
 
-export async function signUp(
-  store: Store,
-  baseUrl: string,
-  user: string,
-  password: string,
-  fetch?: FetchLike,
-): Promise<Session> {
+export async function signUp(store: Store, baseUrl: string, user: string, password: string, fetch?: FetchLike): Promise<Session> {
   const api = new MatrixApi({ baseUrl, fetch });
-  const answer = await api.register(user, password, deviceName());
-  return saveSession(store, api.baseUrl, answer);
+  return saveSession(store, api.baseUrl, await api.register(user, password, deviceName()));
 }
 
 /** A random client_secret for /requestToken: [0-9a-zA-Z.=_-], 32 characters. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { json } from "../test/fakeServer";
-import { MatrixApi, MatrixApiError, type FetchLike } from "./client";
+import { scripted } from "../test/fixtures";
+import { MatrixApi, MatrixApiError } from "./client";
 import {
   PasswordRequiredError,
   changeAvatar,
@@ -17,27 +18,8 @@ import {
   setDisplayName,
 } from "./account";
 
-interface Call {
-  method: string;
-  url: string;
-  body: unknown;
-  auth: string | undefined;
-}
-
-function scripted(...answers: Response[]): { api: MatrixApi; calls: Call[] } {
-  const calls: Call[] = [];
-  const fetch: FetchLike = async (input, init) => {
-    const headers = (init?.headers ?? {}) as Record<string, string>;
-    calls.push({
-      method: init?.method ?? "GET",
-      url: input,
-      body: typeof init?.body === "string" ? JSON.parse(init.body) : undefined,
-      auth: headers["Authorization"],
-    });
-    const answer = answers.shift();
-    if (!answer) throw new Error("unexpected request");
-    return answer;
-  };
+function scriptedApi(...answers: Response[]) {
+  const { fetch, calls } = scripted(...answers);
   return { api: new MatrixApi({ baseUrl: "https://hs", accessToken: "tok", fetch }), calls };
 }
 
@@ -69,7 +51,7 @@ describe("user IDs", () => {
 
 describe("invites", () => {
   it("posts the user ID to the room's invite endpoint", async () => {
-    const { api, calls } = scripted(json(200, {}));
+    const { api, calls } = scriptedApi(json(200, {}));
     await inviteUser(api, "!space:hs", "@bob:hs");
     expect(calls).toEqual([
       { method: "POST", url: "https://hs/_matrix/client/v3/rooms/!space%3Ahs/invite", body: { user_id: "@bob:hs" }, auth: "Bearer tok" },
@@ -77,7 +59,7 @@ describe("invites", () => {
   });
 
   it("passes the server's errcode and error on", async () => {
-    const { api } = scripted(json(403, { errcode: "M_FORBIDDEN", error: "You are not allowed to invite" }));
+    const { api } = scriptedApi(json(403, { errcode: "M_FORBIDDEN", error: "You are not allowed to invite" }));
     const error = await inviteUser(api, "!r:hs", "@bob:hs").catch((e: unknown) => e);
     expect(error).toMatchObject({ status: 403, errcode: "M_FORBIDDEN" });
     expect(describeApiError(error)).toBe("You are not allowed to invite (M_FORBIDDEN)");
@@ -86,7 +68,7 @@ describe("invites", () => {
 
 describe("profile", () => {
   it("reads and writes the display name", async () => {
-    const { api, calls } = scripted(json(200, { displayname: "Alice" }), json(200, {}));
+    const { api, calls } = scriptedApi(json(200, { displayname: "Alice" }), json(200, {}));
     expect(await getDisplayName(api, "@alice:hs")).toBe("Alice");
     await setDisplayName(api, "@alice:hs", "Alice A.");
     expect(calls.map((c) => [c.method, c.url, c.body])).toEqual([
@@ -96,7 +78,7 @@ describe("profile", () => {
   });
 
   it("has no display name when none is set", async () => {
-    const { api } = scripted(json(404, { errcode: "M_NOT_FOUND", error: "no name" }), json(200, {}));
+    const { api } = scriptedApi(json(404, { errcode: "M_NOT_FOUND", error: "no name" }), json(200, {}));
     expect(await getDisplayName(api, "@alice:hs")).toBeUndefined();
     expect(await getDisplayName(api, "@alice:hs")).toBeUndefined();
   });
@@ -104,7 +86,7 @@ describe("profile", () => {
 
 describe("avatar", () => {
   it("reads and writes the avatar URL", async () => {
-    const { api, calls } = scripted(json(200, { avatar_url: "mxc://hs/abc" }), json(200, {}));
+    const { api, calls } = scriptedApi(json(200, { avatar_url: "mxc://hs/abc" }), json(200, {}));
     expect(await getAvatarUrl(api, "@alice:hs")).toBe("mxc://hs/abc");
     await setAvatarUrl(api, "@alice:hs", "mxc://hs/def");
     expect(calls.map((c) => [c.method, c.url, c.body])).toEqual([
@@ -114,7 +96,7 @@ describe("avatar", () => {
   });
 
   it("has no avatar when none is set or it is not an mxc:// URI", async () => {
-    const { api } = scripted(
+    const { api } = scriptedApi(
       json(404, { errcode: "M_NOT_FOUND", error: "no avatar" }),
       json(200, {}),
       json(200, { avatar_url: "https://example.org/me.png" }),
@@ -127,7 +109,7 @@ describe("avatar", () => {
   });
 
   it("uploads the picked image, then sets it as the avatar", async () => {
-    const { api, calls } = scripted(json(200, { content_uri: "mxc://hs/new" }), json(200, {}));
+    const { api, calls } = scriptedApi(json(200, { content_uri: "mxc://hs/new" }), json(200, {}));
     const file = new File([new Uint8Array([1, 2, 3])], "me.png", { type: "image/png" });
     expect(await changeAvatar(api, "@alice:hs", file)).toBe("mxc://hs/new");
     expect(calls.map((c) => [c.method, c.url, c.body])).toEqual([
@@ -137,7 +119,7 @@ describe("avatar", () => {
   });
 
   it("refuses a file that is not an image, and does not set a failed upload", async () => {
-    const { api, calls } = scripted(json(413, { errcode: "M_TOO_LARGE", error: "File too large" }));
+    const { api, calls } = scriptedApi(json(413, { errcode: "M_TOO_LARGE", error: "File too large" }));
     await expect(changeAvatar(api, "@alice:hs", new File(["x"], "a.txt", { type: "text/plain" }))).rejects.toThrow(
       "Pick an image file",
     );
@@ -150,7 +132,7 @@ describe("avatar", () => {
 
 describe("devices", () => {
   it("lists devices, most recently seen first, skipping malformed entries", async () => {
-    const { api } = scripted(
+    const { api } = scriptedApi(
       json(200, {
         devices: [
           { device_id: "OLD", display_name: "Phone", last_seen_ts: 1, last_seen_ip: "10.0.0.2" },
@@ -168,20 +150,20 @@ describe("devices", () => {
   });
 
   it("renames a device", async () => {
-    const { api, calls } = scripted(json(200, {}));
+    const { api, calls } = scriptedApi(json(200, {}));
     await renameDevice(api, "DEV/1", "Laptop");
     expect(calls[0]).toMatchObject({ method: "PUT", url: "https://hs/_matrix/client/v3/devices/DEV%2F1", body: { display_name: "Laptop" } });
   });
 
   it("deletes a device at once when the server asks nothing", async () => {
-    const { api, calls } = scripted(json(200, {}));
+    const { api, calls } = scriptedApi(json(200, {}));
     await deleteDevice(api, "OTHER");
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatchObject({ method: "DELETE", url: "https://hs/_matrix/client/v3/devices/OTHER", body: {} });
   });
 
   it("asks for the password on a UIA 401, then retries with it in the server's session", async () => {
-    const { api, calls } = scripted(json(401, UIA), json(200, {}));
+    const { api, calls } = scriptedApi(json(401, UIA), json(200, {}));
     const first = await deleteDevice(api, "OTHER").catch((e: unknown) => e);
     expect(first).toBeInstanceOf(PasswordRequiredError);
     expect((first as PasswordRequiredError).session).toBe("S1");
@@ -194,7 +176,7 @@ describe("devices", () => {
   });
 
   it("asks again, with the server's message, when the password is wrong", async () => {
-    const { api } = scripted(
+    const { api } = scriptedApi(
       json(401, { ...UIA, errcode: "M_FORBIDDEN", error: "Invalid password", completed: [] }),
     );
     const error = await deleteDevice(api, "OTHER", { user: "@alice:hs", password: "nope", session: "S1" }).catch((e: unknown) => e);
@@ -203,14 +185,14 @@ describe("devices", () => {
   });
 
   it("says so when the server wants steps other than the password", async () => {
-    const { api } = scripted(json(401, { session: "S", flows: [{ stages: ["m.login.sso"] }] }));
+    const { api } = scriptedApi(json(401, { session: "S", flows: [{ stages: ["m.login.sso"] }] }));
     const error = await deleteDevice(api, "OTHER").catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(PasswordRequiredError);
     expect((error as Error).message).toContain("m.login.sso");
   });
 
   it("passes an ordinary 401 (a dead token) on untouched", async () => {
-    const { api } = scripted(json(401, { errcode: "M_UNKNOWN_TOKEN", error: "Unknown token" }));
+    const { api } = scriptedApi(json(401, { errcode: "M_UNKNOWN_TOKEN", error: "Unknown token" }));
     const error = await deleteDevice(api, "OTHER").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MatrixApiError);
     expect(error).toMatchObject({ errcode: "M_UNKNOWN_TOKEN" });

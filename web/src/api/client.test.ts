@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { json } from "../test/fakeServer";
+import { scripted } from "../test/fixtures";
 import {
   MatrixApi,
   MatrixApiError,
@@ -7,33 +8,7 @@ import {
   RegistrationStagesError,
   isTransient,
   normalizeBaseUrl,
-  type FetchLike,
 } from "./client";
-
-interface Call {
-  method: string;
-  url: string;
-  body: unknown;
-  auth: string | undefined;
-}
-
-function scripted(...answers: (Response | Error)[]): { fetch: FetchLike; calls: Call[] } {
-  const calls: Call[] = [];
-  const fetch: FetchLike = async (input, init) => {
-    const headers = (init?.headers ?? {}) as Record<string, string>;
-    calls.push({
-      method: init?.method ?? "GET",
-      url: input,
-      body: typeof init?.body === "string" ? JSON.parse(init.body) : undefined,
-      auth: headers["Authorization"],
-    });
-    const answer = answers.shift();
-    if (!answer) throw new Error("unexpected request");
-    if (answer instanceof Error) throw answer;
-    return answer;
-  };
-  return { fetch, calls };
-}
 
 const LOGIN = { user_id: "@new:hs", access_token: "tok", device_id: "DEV" };
 

@@ -1,29 +1,12 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { MatrixApi } from "../api/client";
+import { describe, expect, it } from "vitest";
 import { attachmentContent } from "../media/attach";
-import { Store } from "../store/store";
 import { FakeHomeserver, freshDbName } from "../test/fakeServer";
+import { ROOM, setupOutbox } from "../test/fixtures";
 import { Outbox } from "./outbox";
 
-const ME = "@me:example.org";
-const ROOM = "!room:example.org";
-const open: Store[] = [];
-
-async function setup(name = freshDbName(), server = new FakeHomeserver()) {
-  const store = await Store.open(name);
-  open.push(store);
-  const api = new MatrixApi({ baseUrl: "https://hs.example.org", accessToken: "tok", fetch: server.fetch });
-  let n = 0;
-  const outbox = new Outbox({ store, api, userId: ME, newTxnId: () => `txn-${name}-${++n}`, now: () => 1234 });
-  return { store, api, outbox, server };
-}
 
 const png = () => new Blob([new Uint8Array([137, 80, 78, 71, 1, 2, 3])], { type: "image/png" });
 const uploadRequests = (server: FakeHomeserver) => server.requests.filter((r) => r.path === "/_matrix/media/v3/upload");
-
-afterEach(() => {
-  for (const store of open.splice(0)) store.close();
-});
 
 describe("attachmentContent", () => {
   it("describes an image with its size, and anything else as a file", async () => {
@@ -38,7 +21,7 @@ describe("attachmentContent", () => {
 
 describe("Outbox attachments", () => {
   it("uploads the file, then sends the event with the mxc URI and the entry's txnId", async () => {
-    const { store, outbox, server } = await setup();
+    const { store, outbox, server } = await setupOutbox();
     const content = { msgtype: "m.image", body: "cat.png", info: { mimetype: "image/png", size: 7, w: 640, h: 480 } };
     const progress: number[] = [];
     outbox.onUploadProgress(() => {
@@ -68,13 +51,13 @@ describe("Outbox attachments", () => {
   it("keeps the Blob on disk while offline, across a reload, and uploads it later", async () => {
     const server = new FakeHomeserver();
     server.offline = true;
-    const first = await setup(freshDbName(), server);
+    const first = await setupOutbox(freshDbName(), server);
     const entry = await first.outbox.sendAttachment(ROOM, png(), "cat.png", { msgtype: "m.file", body: "cat.png" });
     expect(await first.outbox.flush()).toBe("blocked");
     first.store.close();
 
     server.offline = false;
-    const second = await setup(first.store.name, server);
+    const second = await setupOutbox(first.store.name, server);
     const [kept] = await second.store.listOutbox();
     expect(kept?.txnId).toBe(entry.txnId);
     expect(kept?.attachment?.fileName).toBe("cat.png");
@@ -84,7 +67,7 @@ describe("Outbox attachments", () => {
   });
 
   it("repeats an upload whose answer was lost (a second media item), and sends the event once", async () => {
-    const { store, outbox, server } = await setup();
+    const { store, outbox, server } = await setupOutbox();
     server.failNext("/upload", "lost-answer");
     const entry = await outbox.sendAttachment(ROOM, png(), "cat.png", { msgtype: "m.file", body: "cat.png" });
     expect(await outbox.flush()).toBe("blocked");
@@ -99,7 +82,7 @@ describe("Outbox attachments", () => {
   });
 
   it("does not upload again when only the send's answer was lost", async () => {
-    const { store, outbox, server } = await setup();
+    const { store, outbox, server } = await setupOutbox();
     server.failNext("/send/", "lost-answer");
     const entry = await outbox.sendAttachment(ROOM, png(), "cat.png", { msgtype: "m.file", body: "cat.png" });
     expect(await outbox.flush()).toBe("blocked");
@@ -114,7 +97,7 @@ describe("Outbox attachments", () => {
   });
 
   it("marks an upload the server refuses (too large) as failed, and goes on with the rest", async () => {
-    const { store, outbox, server } = await setup();
+    const { store, outbox, server } = await setupOutbox();
     server.failNext("/upload", { status: 413, body: { errcode: "M_TOO_LARGE", error: "File too large" } });
     const big = await outbox.sendAttachment(ROOM, png(), "big.png", { msgtype: "m.file", body: "big.png" });
     const text = await outbox.sendText(ROOM, "after");
@@ -124,7 +107,7 @@ describe("Outbox attachments", () => {
   });
 
   it("aborts the upload in progress when the entry is discarded", async () => {
-    const { store, outbox, server } = await setup();
+    const { store, outbox, server } = await setupOutbox();
     let started!: () => void;
     const uploading = new Promise<void>((resolve) => (started = resolve));
     server.onRequest = async (request) => {

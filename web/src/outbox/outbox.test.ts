@@ -1,35 +1,19 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { MatrixApi } from "../api/client";
+import { describe, expect, it } from "vitest";
 import { Store } from "../store/store";
 import { affectedRoomIds, reduceSync } from "../sync/reducer";
 import { FakeHomeserver, freshDbName } from "../test/fakeServer";
+import { ME, ROOM, setupOutbox } from "../test/fixtures";
 import { Outbox } from "./outbox";
 
-const ME = "@me:example.org";
-const ROOM = "!room:example.org";
-const open: Store[] = [];
-
-async function setup(name = freshDbName(), server = new FakeHomeserver()) {
-  const store = await Store.open(name);
-  open.push(store);
-  const api = new MatrixApi({ baseUrl: "https://hs.example.org", accessToken: "tok", fetch: server.fetch });
-  let n = 0;
-  const outbox = new Outbox({ store, api, userId: ME, newTxnId: () => `txn-${name}-${++n}`, now: () => 1234 });
-  return { store, api, outbox, server };
-}
 
 async function reload(store: Store, server: FakeHomeserver) {
   store.close();
-  return setup(store.name, server);
+  return setupOutbox(store.name, server);
 }
-
-afterEach(() => {
-  for (const store of open.splice(0)) store.close();
-});
 
 describe("Outbox", () => {
   it("writes the entry, with its txnId, before any request is made", async () => {
-    const { store, outbox, server } = await setup();
+    const { store, outbox, server } = await setupOutbox();
     const onDisk: unknown[] = [];
     server.onRequest = async () => {
       onDisk.push(...(await store.listOutbox()).map((e) => e.txnId));
@@ -42,7 +26,7 @@ describe("Outbox", () => {
   });
 
   it("sends a redaction through PUT /redact with its txnId, in order with messages", async () => {
-    const { store, outbox, server } = await setup();
+    const { store, outbox, server } = await setupOutbox();
     await outbox.sendText(ROOM, "first");
     const entry = await outbox.redact(ROOM, "$target", "typo");
     expect(await outbox.flush()).toBe("done");
@@ -58,7 +42,7 @@ describe("Outbox", () => {
   it("keeps an entry written offline across a reload, with the same txnId, and sends it later", async () => {
     const server = new FakeHomeserver();
     server.offline = true;
-    const first = await setup(freshDbName(), server);
+    const first = await setupOutbox(freshDbName(), server);
     const entry = await first.outbox.sendText(ROOM, "written on the train");
     expect(await first.outbox.flush()).toBe("blocked");
     expect(server.sent).toHaveLength(0);
@@ -75,7 +59,7 @@ describe("Outbox", () => {
   });
 
   it("removes an entry only when the server answered with an event_id", async () => {
-    const { store, outbox, server } = await setup();
+    const { store, outbox, server } = await setupOutbox();
     server.failNext("/send/", { status: 502, body: { errcode: "M_UNKNOWN", error: "Bad gateway" } });
     server.failNext("/send/", "offline");
     const entry = await outbox.sendText(ROOM, "hi");
@@ -94,7 +78,7 @@ describe("Outbox", () => {
   });
 
   it("retries a send whose answer was lost with the same txnId, so it arrives once", async () => {
-    const { store, outbox, server } = await setup();
+    const { store, outbox, server } = await setupOutbox();
     server.failNext("/send/", "lost-answer");
     const entry = await outbox.sendText(ROOM, "once");
     expect(await outbox.flush()).toBe("blocked");
@@ -112,7 +96,7 @@ describe("Outbox", () => {
   it("sends in the order the messages were written", async () => {
     const server = new FakeHomeserver();
     server.offline = true;
-    const { outbox, store } = await setup(freshDbName(), server);
+    const { outbox, store } = await setupOutbox(freshDbName(), server);
     for (const text of ["one", "two", "three"]) await outbox.sendText(ROOM, text);
     await outbox.sendText("!other:example.org", "four");
     await outbox.flush();
@@ -130,7 +114,7 @@ describe("Outbox", () => {
   });
 
   it("does not let an entry the server refused block the others; retry reuses its txnId", async () => {
-    const { store, outbox, server } = await setup();
+    const { store, outbox, server } = await setupOutbox();
     server.failNext("/send/", { status: 403, body: { errcode: "M_FORBIDDEN", error: "Not in room" } });
     const refused = await outbox.sendText(ROOM, "refused");
     const next = await outbox.sendText(ROOM, "next");
@@ -145,7 +129,7 @@ describe("Outbox", () => {
   it("is confirmed by /sync too: our event coming back with its transaction_id", async () => {
     const server = new FakeHomeserver();
     server.failNext("/send/", "lost-answer");
-    const { store, outbox } = await setup(freshDbName(), server);
+    const { store, outbox } = await setupOutbox(freshDbName(), server);
     const entry = await outbox.sendText(ROOM, "echo");
     await outbox.flush();
     expect(await store.listOutbox()).toHaveLength(1);
@@ -162,7 +146,7 @@ describe("Outbox", () => {
   it("discards an entry the user gives up on", async () => {
     const server = new FakeHomeserver();
     server.offline = true;
-    const { store, outbox } = await setup(freshDbName(), server);
+    const { store, outbox } = await setupOutbox(freshDbName(), server);
     const entry = await outbox.sendText(ROOM, "never mind");
     await outbox.discard(entry.txnId);
     expect(await store.listOutbox()).toEqual([]);
