@@ -21,6 +21,7 @@ import { Outbox } from "./outbox/outbox";
 import type { RoomRecord } from "./store/schema";
 import type { Store } from "./store/store";
 import { SyncLoop, type SyncStatus } from "./sync/loop";
+import { Leadership, type LocksLike, type TabMessage } from "./tabs";
 import { editContent, reactionContent, replyContent, type ReactionSummary } from "./ui/relations";
 
 export type StatusListener = (status: SyncStatus) => void;
@@ -230,6 +231,10 @@ export class ChatSession {
   /** Authenticated media (thumbnails, images, files) as object URLs. */
   readonly media: BlobCache;
   readonly serverName: string;
+  /** Whether this tab runs the sync loop and sends the outbox (see tabs.ts). */
+  private readonly leadership: Leadership;
+  /** While another tab leads: its sync status, as it last told us. */
+  private leaderStatus: SyncStatus = "connecting";
   private statusListeners = new Set<StatusListener>();
   private cleanup: (() => void)[] = [];
 
@@ -237,17 +242,27 @@ export class ChatSession {
     readonly store: Store,
     readonly session: Session,
     fetch?: FetchLike,
+    locks?: LocksLike | null,
   ) {
     this.api = MatrixApi.forSession(session, fetch);
     this.serverName = serverNameOf(session.userId);
-    this.outbox = new Outbox({ store, api: this.api, userId: session.userId });
+    this.leadership = new Leadership(`${store.name}:leader`, locks);
+    this.outbox = new Outbox({
+      store,
+      api: this.api,
+      userId: session.userId,
+      canSend: () => this.leadership.isLeader,
+    });
     this.media = new BlobCache({ fetchBlob: (url) => this.api.fetchMedia(url) });
     this.sync = new SyncLoop({
       api: this.api,
       store,
       userId: session.userId,
       onStatus: (status) => {
-        for (const listener of [...this.statusListeners]) listener(status);
+        if (!this.leadership.isLeader) return;
+        // "stopped" is this tab going away, not the network: the next leader will say its own.
+        if (status !== "stopped") this.store.tabs.post({ type: "status", status });
+        this.tellStatus(status);
       },
       // Each answered /sync proves the network is there: send what waits.
       onSynced: () => void this.outbox.flush().catch(() => undefined),
@@ -255,7 +270,11 @@ export class ChatSession {
   }
 
   get status(): SyncStatus {
-    return this.sync.status;
+    return this.leadership.isLeader ? this.sync.status : this.leaderStatus;
+  }
+
+  get isLeader(): boolean {
+    return this.leadership.isLeader;
   }
 
   onStatus(listener: StatusListener): () => void {
@@ -263,12 +282,27 @@ export class ChatSession {
     return () => this.statusListeners.delete(listener);
   }
 
+  private tellStatus(status: SyncStatus): void {
+    for (const listener of [...this.statusListeners]) listener(status);
+  }
+
+  /** Starts syncing and sending once this tab leads; until then it follows the leading tab. */
   start(): void {
-    this.sync.start();
-    void this.outbox.flush().catch(() => undefined);
+    this.cleanup.push(this.store.tabs.onMessage((message) => this.onTabMessage(message)));
+    this.cleanup.push(
+      this.store.subscribe((kind, fromOtherTab) => {
+        // Another tab queued something: the leader sends it.
+        if (kind === "outbox" && fromOtherTab) void this.outbox.flush().catch(() => undefined);
+      }),
+    );
+    this.store.tabs.post({ type: "askStatus" });
+    this.leadership.start(() => {
+      this.sync.start();
+      void this.outbox.flush().catch(() => undefined);
+    });
     if (typeof window !== "undefined") {
       const online = () => {
-        this.sync.wake();
+        if (this.leadership.isLeader) this.sync.wake();
         void this.outbox.flush().catch(() => undefined);
       };
       window.addEventListener("online", online);
@@ -276,10 +310,21 @@ export class ChatSession {
     }
   }
 
+  private onTabMessage(message: TabMessage): void {
+    if (message.type === "askStatus" && this.leadership.isLeader) {
+      this.store.tabs.post({ type: "status", status: this.sync.status });
+    } else if (message.type === "status" && !this.leadership.isLeader) {
+      this.leaderStatus = message.status;
+      this.tellStatus(message.status);
+    }
+  }
+
+  /** Stops syncing, then lets another tab lead (after our last write, not during it). */
   async stop(): Promise<void> {
     for (const undo of this.cleanup.splice(0)) undo();
     this.media.clear();
     await this.sync.stop();
+    this.leadership.stop();
   }
 
   /** Ends the session on the server (if it can be reached) and forgets it on this device. */

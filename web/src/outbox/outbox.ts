@@ -24,6 +24,8 @@ export interface OutboxOptions {
   newTxnId?: () => string;
   now?: () => number;
   onError?: (entry: OutboxRecord, error: unknown) => void;
+  /** False while another tab sends the outbox (tabs.ts): entries then only wait on disk. */
+  canSend?: () => boolean;
 }
 
 let counter = 0;
@@ -122,6 +124,7 @@ export class Outbox {
   /** Sends every pending entry in order; stops at the first that cannot be sent for now.
    *  Only one flush runs at a time; a call during one makes it go round once more. */
   flush(): Promise<FlushResult> {
+    if (this.options.canSend && !this.options.canSend()) return Promise.resolve("blocked");
     if (this.running) {
       this.again = true;
       return this.running;

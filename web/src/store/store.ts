@@ -11,6 +11,7 @@ import {
 } from "idb";
 import type { Session } from "../api/client";
 import type { RoomEvent } from "../api/types";
+import { TabBus, type StoreChange } from "../tabs";
 import {
   DB_VERSION,
   STORE_NAMES,
@@ -47,8 +48,9 @@ export interface SyncWrites {
   confirmedTxnIds: string[];
 }
 
-export type ChangeKind = "session" | "sync" | "timeline" | "outbox" | "rooms";
-export type ChangeListener = (kind: ChangeKind) => void;
+export type ChangeKind = StoreChange;
+/** `fromOtherTab`: another tab of this browser wrote it (see tabs.ts). */
+export type ChangeListener = (kind: ChangeKind, fromOtherTab: boolean) => void;
 
 type Tx = IDBPTransaction<MatrixDB, StoreNames<MatrixDB>[], "readwrite">;
 type TimelineStore = IDBPObjectStore<
@@ -68,11 +70,17 @@ export class Store {
     private readonly db: IDBPDatabase<MatrixDB>,
     readonly name: string,
     readonly timelineLimit: number,
-  ) {}
+    /** The other tabs of this store: they hear of each change written here, and we of theirs. */
+    readonly tabs: TabBus,
+  ) {
+    tabs.onMessage((message) => {
+      if (message.type === "changed") this.notify(message.kind, true);
+    });
+  }
 
   static async open(
     name = DEFAULT_DB_NAME,
-    options: { timelineLimit?: number } = {},
+    options: { timelineLimit?: number; tabs?: TabBus } = {},
   ): Promise<Store> {
     const db = await openDB<MatrixDB>(name, DB_VERSION, {
       upgrade(db, oldVersion) {
@@ -93,7 +101,12 @@ export class Store {
         db.close();
       },
     });
-    return new Store(db, name, options.timelineLimit ?? DEFAULT_TIMELINE_LIMIT);
+    return new Store(
+      db,
+      name,
+      options.timelineLimit ?? DEFAULT_TIMELINE_LIMIT,
+      options.tabs ?? TabBus.forStore(name),
+    );
   }
 
   static async destroy(name = DEFAULT_DB_NAME): Promise<void> {
@@ -101,6 +114,7 @@ export class Store {
   }
 
   close(): void {
+    this.tabs.close();
     this.db.close();
   }
 
@@ -109,8 +123,14 @@ export class Store {
     return () => this.listeners.delete(listener);
   }
 
+  /** A change written here: our listeners, then the other tabs, are told. */
   private emit(kind: ChangeKind): void {
-    for (const listener of [...this.listeners]) listener(kind);
+    this.notify(kind, false);
+    this.tabs.post({ type: "changed", kind });
+  }
+
+  private notify(kind: ChangeKind, fromOtherTab: boolean): void {
+    for (const listener of [...this.listeners]) listener(kind, fromOtherTab);
   }
 
   // -- session ----------------------------------------------------------------------------------

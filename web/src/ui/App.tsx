@@ -34,6 +34,20 @@ export function App() {
     };
   }, []);
 
+  // Another tab logged in or out: this one follows (they share the store).
+  const store = phase.kind === "signedIn" || phase.kind === "signedOut" ? phase.store : undefined;
+  const signedIn = phase.kind === "signedIn";
+  useEffect(() => {
+    if (!store) return;
+    return store.subscribe((kind, fromOtherTab) => {
+      if (kind !== "session" || !fromOtherTab) return;
+      void store.getSession().then((saved) => {
+        if (saved && !signedIn) setPhase({ kind: "signedIn", store, session: new ChatSession(store, saved) });
+        if (!saved && signedIn) setPhase({ kind: "signedOut", store });
+      });
+    });
+  }, [store, signedIn]);
+
   const session = phase.kind === "signedIn" ? phase.session : undefined;
   useEffect(() => {
     if (!session) return;
