@@ -261,6 +261,29 @@ async function main() {
     check(JSON.stringify(aliceSees) === JSON.stringify(offline), `alice sees her messages once, in order: ${JSON.stringify(aliceSees)}`);
     log(`back online: bob saw the three messages once and in order (${timings.outboxFlushMs} ms)`);
 
+    // A second tab of alice's renders from the shared store and follows the first tab's sync
+    // instead of running its own; what she writes there is sent, once, by the leading tab.
+    const aliceTab2 = await aliceContext.newPage();
+    aliceTab2.on("pageerror", (error) => problems.push(`alice's second tab: page error: ${error.message}`));
+    let tab2Syncs = 0;
+    aliceTab2.on("request", (request) => {
+      if (new URL(request.url()).pathname === "/_matrix/client/v3/sync") tab2Syncs += 1;
+    });
+    await aliceTab2.goto(alice.url());
+    await seeMessage(aliceTab2, offline[2], STEP_MS);
+    await aliceTab2.getByRole("main").getByRole("status").filter({ hasText: /^Online/ }).waitFor({ timeout: STEP_MS });
+    const fromTab2 = `from alice's second tab ${run}`;
+    await send(aliceTab2, fromTab2);
+    await seeMessage(bob, fromTab2);
+    await seeMessage(alice, fromTab2);
+    await aliceTab2.getByText("Waiting for the network…").first().waitFor({ state: "detached", timeout: STEP_MS });
+    await bob.waitForTimeout(1000); // a duplicate would have arrived by now
+    const tab2Copies = (await bodies(bob)).filter((body) => body === fromTab2).length;
+    check(tab2Copies === 1, `bob sees the second tab's message once, not ${tab2Copies} times`);
+    check(tab2Syncs === 0, `the second tab ran its own /sync ${tab2Syncs} times`);
+    await aliceTab2.close();
+    log("alice's second tab showed the history and sent through the first tab's outbox");
+
     // A direct message: bob starts it, alice accepts, both use it.
     await bob.getByRole("list", { name: "Servers" }).getByRole("button", { name: /^Home/ }).click();
     await bob.getByRole("button", { name: "New direct message" }).click();
@@ -321,6 +344,19 @@ async function main() {
     await settings.getByRole("button", { name: "Close" }).click();
     log("an avatar was uploaded and shown in the settings");
 
+    // A friend request declined: alice opens another conversation with bob, who declines it.
+    await alice.getByRole("button", { name: "New direct message" }).click();
+    await alice.getByLabel("User").fill(BOB.user);
+    await alice.getByRole("dialog").getByRole("button", { name: "Start chat" }).click();
+    await alice.getByRole("textbox", { name: /^Message / }).waitFor({ timeout: STEP_MS });
+    await bob.getByRole("button", { name: /^Friends \(1 request\)/ }).click({ timeout: LIVE_MS });
+    await bob.getByRole("region", { name: "Friend requests" }).getByRole("button", { name: /^Decline the request from/ }).click({ timeout: STEP_MS });
+    await bob.getByRole("region", { name: "Friend requests" }).waitFor({ state: "detached", timeout: STEP_MS });
+    await bob.getByRole("button", { name: /^Friends \(1 request\)/ }).waitFor({ state: "detached", timeout: STEP_MS });
+    // Alice is still bob's friend through the first conversation.
+    await bob.getByRole("region", { name: "Friends" }).getByRole("button", { name: new RegExp(`^Message ${ALICE.user}`) }).waitFor({ timeout: STEP_MS });
+    log("bob declined a second friend request from alice");
+
     // Layouts: desktop (1280x800) and phone (375x812).
     await alice.getByRole("list", { name: "Servers" }).getByRole("button", { name: new RegExp(`^${SERVER_NAME}`) }).click();
     await alice.getByRole("navigation", { name: `Channels of ${SERVER_NAME}` }).getByRole("button", { name: CHANNEL, exact: true }).click();
@@ -375,6 +411,17 @@ async function main() {
     await bobRename.getByRole("button", { name: "Cancel" }).click();
     await bobRename.waitFor({ state: "detached", timeout: STEP_MS });
     log("alice renamed the channel, bob saw it and was not allowed to rename it");
+
+    // Bob leaves the channel alone: it moves to the channels he has not joined; he joins again.
+    await bob.getByRole("button", { name: "Leave this channel" }).click();
+    const leaveChannel = bob.getByRole("dialog", { name: `Leave #${RENAMED}?` });
+    await leaveChannel.getByRole("button", { name: "Leave", exact: true }).click();
+    await leaveChannel.waitFor({ state: "detached", timeout: STEP_MS });
+    const notJoined = bob.getByRole("region", { name: "Channels you have not joined" });
+    await notJoined.getByRole("button", { name: new RegExp(RENAMED) }).click({ timeout: STEP_MS });
+    await bobChannels.getByRole("button", { name: new RegExp(`^${RENAMED}`) }).click({ timeout: STEP_MS });
+    await bob.getByRole("heading", { name: `#${RENAMED}`, level: 1 }).waitFor({ timeout: STEP_MS });
+    log("bob left the channel alone and joined it again");
 
     // Bob leaves the server (and its channels, after the confirm): back to Home, server gone.
     await bob.getByRole("button", { name: "Leave server" }).click();

@@ -25,6 +25,7 @@ import { roomFromHash } from "./route";
 import { RoomView } from "./RoomView";
 import { ChannelList, ServerRail } from "./Sidebar";
 import { StatusIndicator } from "./StatusIndicator";
+import { Icon } from "./Icon";
 
 type DialogKind =
   | "createServer"
@@ -197,6 +198,14 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
     setSpace(HOME);
     setRoomId(undefined);
   };
+  // After leaving a channel: stay in its server, on another of its channels if we are in one
+  // (the one left is listed again under the channels we have not joined).
+  const leftRoom = (leftId: string) => {
+    if (!spaceRecord) return leftToHome();
+    setDialog(undefined);
+    setWanted(undefined);
+    setRoomId(channelsOf(spaceRecord, rooms).find((c) => c.roomId !== leftId)?.roomId);
+  };
 
   const logOut = async () => {
     await session.logOut();
@@ -275,7 +284,7 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
               aria-controls="drawer"
               onClick={() => setDrawerOpen(true)}
             >
-              ☰
+              <Icon name="menu" />
             </button>
           )}
           <h1 className="chat-title">{room ? title : showFriends ? "Friends" : "Chat"}</h1>
@@ -394,7 +403,7 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
           kind={roomKind}
           title={title}
           onClose={() => setDialog(undefined)}
-          onDone={leftToHome}
+          onDone={() => leftRoom(joinedRoom.roomId)}
         />
       )}
     </div>

@@ -7,6 +7,7 @@ import { fitWithin, formatSize } from "../api/media";
 import { describeError, type ChatSession } from "../session";
 import type { OutboxAttachment } from "../store/schema";
 import type { TimelineItem } from "./model";
+import { Icon } from "./Icon";
 
 type MessageItem = Extract<TimelineItem, { kind: "message" }>;
 
@@ -185,7 +186,7 @@ function MediaFile({ session, mxc, name, info }: {
   return (
     <div className="media-file">
       <span className="media-file-icon" aria-hidden="true">
-        📄
+        <Icon name="file" />
       </span>
       <span className="media-file-name">{name}</span>
       {size && <span className="media-file-size">{size}</span>}
@@ -244,7 +245,7 @@ export function AttachButton({ onFiles, online }: { onFiles: (files: File[]) => 
         title={online ? "Attach a file" : "Attach a file (it is uploaded when the network is back)"}
         onClick={() => input.current?.click()}
       >
-        📎
+        <Icon name="attach" />
       </button>
     </>
   );

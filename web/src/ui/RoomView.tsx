@@ -7,6 +7,7 @@ import { AttachButton, MessageMedia, UploadProgress, isMediaMessage } from "./Me
 import { backToken, memberName, reachedStart, timeLabel, timelineItems, typingText, type TimelineItem } from "./model";
 import { receiptToSend } from "./receipts";
 import { TypingNotifier } from "./typing";
+import { Icon } from "./Icon";
 
 /** What the composer is doing to an existing message. */
 type Draft = { kind: "reply" | "edit"; eventId: string; sender: string; body: string };
@@ -344,16 +345,16 @@ function MessageActions({ session, roomId, item, mine, onDraft }: {
   return (
     <div className="message-actions" role="toolbar" aria-label="Message actions">
       <button type="button" className="icon" aria-label="Add reaction" aria-expanded={picking} title="React" onClick={() => setPicking(!picking)}>
-        ☺
+        <Icon name="smile" />
       </button>
       <button type="button" className="icon" aria-label="Reply" title="Reply" onClick={() => onDraft("reply")}>
-        ↩
+        <Icon name="reply" />
       </button>
       {mine && (
         <>
           {!isMediaMessage(item) && (
             <button type="button" className="icon" aria-label="Edit message" title="Edit" onClick={() => onDraft("edit")}>
-              ✎
+              <Icon name="edit" />
             </button>
           )}
           <button
@@ -365,7 +366,7 @@ function MessageActions({ session, roomId, item, mine, onDraft }: {
               if (window.confirm("Delete this message for everyone?")) void session.deleteMessage(roomId, eventId);
             }}
           >
-            🗑
+            <Icon name="delete" />
           </button>
         </>
       )}

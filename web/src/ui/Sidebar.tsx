@@ -1,8 +1,9 @@
-import { useEffect, useState, type KeyboardEvent } from "react";
+import { useEffect, useState, type KeyboardEvent, type ReactNode } from "react";
 import type { ChatSession, SpaceChildInfo } from "../session";
 import type { MemberRecord, RoomRecord } from "../store/schema";
 import { NotificationSetting } from "./NotificationSetting";
 import { FRIENDS, HOME, channelsOf, roomName, unreadOf, type Sidebar, type Unread } from "./model";
+import { Icon } from "./Icon";
 
 /** A count of unread notifications; red when some mention us. Hidden from screen readers: the
  *  control's label says it in words. */
@@ -58,7 +59,7 @@ export function ServerRail({ sidebar, selected, onSelect, onCreate, onJoin, me, 
           title="Home"
           onClick={() => onSelect(HOME)}
         >
-          <span aria-hidden="true">⌂</span>
+          <Icon name="home" />
           <Badge unread={unread.get(HOME)} />
         </button>
       </li>
@@ -88,7 +89,7 @@ export function ServerRail({ sidebar, selected, onSelect, onCreate, onJoin, me, 
       </li>
       <li>
         <button type="button" className="rail-item action" aria-label="Join a server or room" title="Join by address" onClick={onJoin}>
-          <span aria-hidden="true">⇲</span>
+          <Icon name="join" />
         </button>
       </li>
     </ul>
@@ -120,7 +121,7 @@ interface ChannelListProps {
 export function ChannelList(props: ChannelListProps) {
   const { session, sidebar, rooms, directs, members, space, selectedRoom, onSelectRoom } = props;
   const me = session.session.userId;
-  const entry = (room: RoomRecord, prefix: string) => {
+  const entry = (room: RoomRecord, prefix: ReactNode) => {
     const name = roomName(room, me, members, directs.get(room.roomId));
     const unread = unreadOf([room]);
     return (
@@ -152,10 +153,10 @@ export function ChannelList(props: ChannelListProps) {
               Invite
             </button>
             <button type="button" className="icon" aria-label="Rename server" title="Rename this server" onClick={props.onRenameServer}>
-              ✎
+              <Icon name="edit" />
             </button>
             <button type="button" className="icon" aria-label="Leave server" title="Leave this server" onClick={props.onLeaveServer}>
-              ⇥
+              <Icon name="leave" />
             </button>
             <button type="button" className="icon" aria-label="Create a channel" title="Create a channel" onClick={props.onCreateChannel}>
               +
@@ -181,7 +182,7 @@ export function ChannelList(props: ChannelListProps) {
                   onClick={() => onSelectRoom(FRIENDS)}
                 >
                   <span className="channel-prefix" aria-hidden="true">
-                    ☺
+                    <Icon name="smile" />
                   </span>
                   Friends
                   <Badge unread={{ count: props.friendRequests, highlight: props.friendRequests }} />
@@ -191,7 +192,7 @@ export function ChannelList(props: ChannelListProps) {
             {sidebar.invites.length > 0 && (
               <section aria-label="Invites">
                 <h3>Invites</h3>
-                <ul>{sidebar.invites.map((room) => entry(room, "✉"))}</ul>
+                <ul>{sidebar.invites.map((room) => entry(room, <Icon name="mail" />))}</ul>
               </section>
             )}
             <section aria-label="Direct messages">
