@@ -79,9 +79,20 @@ class _PostgresDatabase:
 class HomeserverProcess:
     """One homeserver process with its own config, data directory, port and database."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        port: int | None = None,
+        *,
+        config_overrides: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`config_overrides`: top-level keys set in the generated config; `env`: added to the
+        process's environment."""
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self._config_overrides = config_overrides or {}
+        self._env = env or {}
         self.config_path = self.data_dir / "homeserver.yaml"
         self.process: subprocess.Popen[bytes] | None = None
         self._starts = 0
@@ -138,6 +149,7 @@ class HomeserverProcess:
                 "name": "sqlite3",
                 "args": {"database": str(self.data_dir / "homeserver.db")},
             }
+        config.update(self._config_overrides)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -155,7 +167,7 @@ class HomeserverProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, **self._env, "PYTHONUNBUFFERED": "1"},
             )
         try:
             self._wait_until_ready(timeout)

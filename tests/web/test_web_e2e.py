@@ -4,7 +4,13 @@ Starts the homeserver as a process on a free loopback port (open registration, r
 the way: see tests/interop/server_process.py), then runs `npm run e2e` in web/ (web/e2e/e2e.mjs):
 Playwright (`playwright-core`, which downloads no browser) drives Debian's Chromium headless
 (`/usr/bin/chromium`, or `CHROMIUM_PATH`) through sign-up, a server with a channel, an invite,
-live messages, an offline reload with pending messages, a DM and the desktop and phone layouts.
+live messages, an offline reload with pending messages, a second tab, Web Push notifications, a
+DM and the desktop and phone layouts.
+
+Web Push: the browser's subscription points at an HTTPS push service the e2e script runs on
+loopback (web/e2e/pushService.mjs). Its certificate is made here; the homeserver trusts it through
+SSL_CERT_FILE and may push to 127.0.0.1 through `ip_range_whitelist`, as an operator would allow a
+private push service.
 
 The screenshots and `timings.json` (gzipped size of the first load's JavaScript, navigation to
 first rendered timeline online and offline) go to build/e2e/. Without Chromium or Node.js the test
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.federation.federation_testing import write_self_signed_cert
 from tests.interop.server_process import HomeserverProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -88,12 +95,21 @@ def test_web_client_end_to_end(tmp_path: Path) -> None:
 
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
-    with HomeserverProcess(tmp_path / "hs") as server:
+    push_tls = tmp_path / "push-service"
+    push_tls.mkdir()
+    push_cert, push_key = write_self_signed_cert(str(push_tls), verifiable=True)
+    with HomeserverProcess(
+        tmp_path / "hs",
+        config_overrides={"ip_range_whitelist": ["127.0.0.1"]},
+        env={"SSL_CERT_FILE": push_cert},
+    ) as server:
         env = {
             **os.environ,
             "HOMESERVER_URL": server.base_url,
             "E2E_OUT": str(OUT),
             "CHROMIUM_PATH": CHROMIUM,
+            "E2E_PUSH_CERT": push_cert,
+            "E2E_PUSH_KEY": push_key,
         }
         try:
             done = _npm("run", "e2e", timeout=E2E_TIMEOUT_S, env=env)

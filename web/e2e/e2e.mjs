@@ -6,6 +6,8 @@
 // HOMESERVER_URL is the page origin (the homeserver with open registration and no rate limits
 // in the way; tests/web/test_web_e2e.py starts one). CHROMIUM_PATH overrides /usr/bin/chromium.
 // E2E_OUT receives the screenshots and timings.json. Exit status 0 when every step passed.
+// E2E_PUSH_CERT and E2E_PUSH_KEY (a certificate for 127.0.0.1 the homeserver trusts, and its
+// key) turn on the Web Push steps: see pushService.mjs.
 //
 // Offline: context.setOffline(true) makes navigator.onLine false and fails the page's requests,
 // and context.route("**/_matrix/**") aborts the homeserver's API on top of it. The service
@@ -19,11 +21,15 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { encodePng } from "../scripts/png.mjs";
+import { PushService, deliverToWorker, fakePushManager } from "./pushService.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.HOMESERVER_URL ?? "").replace(/\/+$/, "");
 const OUT = resolve(process.env.E2E_OUT ?? join(here, "..", "..", "build", "e2e"));
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const PUSH_TLS = process.env.E2E_PUSH_CERT
+  ? { cert: process.env.E2E_PUSH_CERT, key: process.env.E2E_PUSH_KEY }
+  : undefined;
 const DIST = join(here, "..", "dist");
 const LIVE_MS = 10_000; // the longest a message may take to appear for the other user
 const STEP_MS = 20_000; // any other UI wait
@@ -146,10 +152,15 @@ async function main() {
   log(`first load: ${timings.firstLoad.js.gzip} B of gzipped JS, ${timings.firstLoad.css.gzip} B of gzipped CSS`);
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+  const pushService = PUSH_TLS ? await new PushService(PUSH_TLS).listen() : undefined;
   const problems = [];
   try {
     const desktop = { viewport: { width: 1280, height: 800 } };
     const aliceContext = await browser.newContext(desktop);
+    if (pushService) {
+      await aliceContext.addInitScript(fakePushManager, pushService.subscription);
+      await aliceContext.grantPermissions(["notifications"], { origin: BASE });
+    }
     const bobContext = await browser.newContext(desktop);
     const alice = await aliceContext.newPage();
     const bob = await bobContext.newPage();
@@ -283,6 +294,13 @@ async function main() {
     check(tab2Syncs === 0, `the second tab ran its own /sync ${tab2Syncs} times`);
     await aliceTab2.close();
     log("alice's second tab showed the history and sent through the first tab's outbox");
+
+    if (pushService) {
+      await notificationsReachAlice(alice, bob, pushService);
+      log("alice turned notifications on; bob's message reached her service worker as a notification");
+    } else {
+      log("Web Push steps skipped (no E2E_PUSH_CERT)");
+    }
 
     // A direct message: bob starts it, alice accepts, both use it.
     await bob.getByRole("list", { name: "Servers" }).getByRole("button", { name: /^Home/ }).click();
@@ -444,7 +462,43 @@ async function main() {
     throw error;
   } finally {
     await browser.close();
+    pushService?.close();
   }
+}
+
+/**
+ * Alice turns notifications on: the pusher's validation push is acknowledged by her service
+ * worker (POST /pushers/ack); only then does the server push, and bob's next message arrives as
+ * a notification naming him and the channel.
+ */
+async function notificationsReachAlice(alice, bob, pushService) {
+  const toggle = alice.getByRole("switch", { name: "Notifications" });
+  await toggle.click({ timeout: STEP_MS });
+  await eventually(async () => (await toggle.isChecked()) || undefined, "the notification switch is on");
+  await eventually(() => pushService.received.some((p) => p.json.ack_token), "the validation push arrives");
+  const validation = pushService.received.find((p) => p.json.ack_token);
+  check(validation.json.app_id, `the validation push names the app: ${validation.text}`);
+  await deliverToWorker(alice, BASE, validation.text);
+
+  const pinged = `a ping for alice's notifications ${run}`;
+  await send(bob, pinged);
+  const pushedOf = () => pushService.received.find((p) => p.json.content?.body === pinged);
+  await eventually(() => pushedOf() !== undefined, "bob's message is pushed to alice (the pusher was acknowledged)", LIVE_MS);
+  const pushed = pushedOf();
+  check(pushed.json.sender === `@${BOB.user}:${await serverNameOf(alice)}`, `the push names bob: ${pushed.text}`);
+  await deliverToWorker(alice, BASE, pushed.text);
+  let shown;
+  await eventually(async () => {
+    const notifications = await alice.evaluate(async () => {
+      const registration = await navigator.serviceWorker.ready;
+      return (await registration.getNotifications()).map((n) => ({ title: n.title, body: n.body, data: n.data }));
+    });
+    shown = notifications.find((n) => n.body === pinged);
+    return shown !== undefined;
+  }, "the service worker shows the notification");
+  check(shown.title === `${BOB.user} in ${CHANNEL}`, `the notification's title: ${shown.title}`);
+  check(shown.data === pushed.json.room_id, `the notification opens the room: ${JSON.stringify(shown)}`);
+  check(pushService.problems.length === 0, `pushes that were not right: ${pushService.problems.join("; ")}`);
 }
 
 /** An 800x600 PNG (solid colour; bigger than a thumbnail), made here: no fixture file. */
