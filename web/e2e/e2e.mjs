@@ -302,6 +302,9 @@ async function main() {
       log("Web Push steps skipped (no E2E_PUSH_CERT)");
     }
 
+    await keyboardReachesMessageActions(alice);
+    log("from the keyboard alone, alice reached a message's actions and started a reply");
+
     // A direct message: bob starts it, alice accepts, both use it.
     await bob.getByRole("list", { name: "Servers" }).getByRole("button", { name: /^Home/ }).click();
     await bob.getByRole("button", { name: "New direct message" }).click();
@@ -464,6 +467,36 @@ async function main() {
     await browser.close();
     pushService?.close();
   }
+}
+
+/**
+ * The timeline from the keyboard: arrow keys move between messages (the first press picks the
+ * newest), Tab reaches the focused message's actions, Enter on Reply starts a reply to it.
+ */
+async function keyboardReachesMessageActions(page) {
+  const texts = await bodies(page);
+  const focusedText = () =>
+    page.evaluate(() => document.activeElement?.closest("li.message")?.querySelector(".body")?.textContent ?? null);
+  await page.locator(".timeline").focus();
+  await page.keyboard.press("ArrowUp");
+  check((await focusedText())?.includes(texts.at(-1)), `ArrowUp focuses the newest message: ${await focusedText()}`);
+  await page.keyboard.press("ArrowUp");
+  check((await focusedText())?.includes(texts.at(-2)), `a second ArrowUp the one before: ${await focusedText()}`);
+  await page.keyboard.press("ArrowDown");
+  check((await focusedText())?.includes(texts.at(-1)), `ArrowDown goes back: ${await focusedText()}`);
+  const focusedLabel = () => page.evaluate(() => document.activeElement?.getAttribute("aria-label") ?? null);
+  await page.keyboard.press("Tab");
+  check((await focusedLabel()) === "Add reaction", `Tab reaches the message's actions: ${await focusedLabel()}`);
+  await page.keyboard.press("Tab");
+  check((await focusedLabel()) === "Reply", `then Reply: ${await focusedLabel()}`);
+  await page.keyboard.press("Enter");
+  await page.getByText(/^Replying to /).waitFor({ timeout: STEP_MS });
+  check(
+    await page.evaluate(() => document.activeElement?.tagName === "TEXTAREA"),
+    "the reply puts the focus in the message box",
+  );
+  await page.keyboard.press("Escape");
+  await page.getByText(/^Replying to /).waitFor({ state: "detached", timeout: STEP_MS });
 }
 
 /**

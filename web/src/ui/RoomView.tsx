@@ -117,6 +117,7 @@ interface TimelineProps {
 }
 
 function Timeline({ session, roomId, title, me, stored, outbox, members, online, room, onDraft }: TimelineProps) {
+  const keysHintId = useId();
   const [older, setOlder] = useState<RoomEvent[]>([]);
   // undefined: start from the stored timeline's token; null: nothing older exists.
   const [olderToken, setOlderToken] = useState<string | null | undefined>(undefined);
@@ -189,7 +190,18 @@ function Timeline({ session, roomId, title, me, stored, outbox, members, online,
   };
 
   return (
-    <div className="timeline" ref={scroller} onScroll={onScroll} tabIndex={0} aria-label={`Messages in ${title}`}>
+    <div
+      className="timeline"
+      ref={scroller}
+      onScroll={onScroll}
+      onKeyDown={moveBetweenMessages}
+      tabIndex={0}
+      aria-label={`Messages in ${title}`}
+      aria-describedby={keysHintId}
+    >
+      <p className="visually-hidden" id={keysHintId}>
+        Up and down arrow keys move between messages; Tab then reaches the message&apos;s actions.
+      </p>
       <div className="timeline-top">
         {start ? (
           <p className="hint">This is the beginning of {title}.</p>
@@ -222,6 +234,20 @@ function Timeline({ session, roomId, title, me, stored, outbox, members, online,
   );
 }
 
+/** Arrow keys in the timeline focus the previous or next message (whose actions then show,
+ *  and are next in the Tab order); the first press picks the newest. */
+function moveBetweenMessages(event: KeyboardEvent<HTMLDivElement>): void {
+  if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+  if (event.target instanceof HTMLTextAreaElement || event.target instanceof HTMLInputElement) return;
+  const messages = [...event.currentTarget.querySelectorAll<HTMLElement>("li.message")];
+  if (messages.length === 0) return;
+  const current = messages.findIndex((li) => li.contains(document.activeElement));
+  const step = event.key === "ArrowUp" ? -1 : 1;
+  const next = current < 0 ? messages.length - 1 : Math.min(messages.length - 1, Math.max(0, current + step));
+  event.preventDefault();
+  messages[next]!.focus();
+}
+
 function TimelineRow({ item, session, roomId, me, members, online, onDraft }: {
   item: TimelineItem;
   session: ChatSession;
@@ -249,7 +275,7 @@ function TimelineRow({ item, session, roomId, me, members, online, onDraft }: {
   const time = timeLabel(event.origin_server_ts);
   const classes = ["message", item.continued ? "continued" : "", item.pending ? `is-${item.pending}` : ""];
   return (
-    <li className={classes.join(" ")}>
+    <li className={classes.join(" ")} tabIndex={-1}>
       {!item.continued && (
         <div className="message-head">
           <span className="avatar" aria-hidden="true">
