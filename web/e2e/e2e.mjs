@@ -378,6 +378,27 @@ async function main() {
     await bob.getByRole("region", { name: "Friends" }).getByRole("button", { name: new RegExp(`^Message ${ALICE.user}`) }).waitFor({ timeout: STEP_MS });
     log("bob declined a second friend request from alice");
 
+    // A group: alice creates one with bob (a typo in the list is pointed out first); he
+    // accepts the invite and finds it under Groups with her first message.
+    const GROUP = `Weekend ${run}`;
+    await alice.getByRole("button", { name: "New group" }).click();
+    const groupDialog = alice.getByRole("dialog", { name: "New group" });
+    await groupDialog.getByLabel("Group name").fill(GROUP);
+    await groupDialog.getByLabel("People to invite").fill(`${BOB.user}, typo:`);
+    await groupDialog.getByRole("button", { name: "Create group" }).click();
+    await groupDialog.getByRole("alert").filter({ hasText: "Not a user ID: typo:" }).waitFor({ timeout: STEP_MS });
+    await groupDialog.getByLabel("People to invite").fill(BOB.user);
+    await groupDialog.getByRole("button", { name: "Create group" }).click();
+    await groupDialog.waitFor({ state: "detached", timeout: STEP_MS });
+    await alice.getByRole("heading", { name: `#${GROUP}`, level: 1 }).waitFor({ timeout: STEP_MS });
+    const groupHello = `welcome to the group ${run}`;
+    await send(alice, groupHello);
+    await bob.getByRole("region", { name: "Invites" }).getByRole("button", { name: new RegExp(GROUP) }).click({ timeout: LIVE_MS });
+    await bob.getByRole("button", { name: "Accept" }).click();
+    await bob.getByRole("region", { name: "Groups" }).getByRole("button", { name: new RegExp(GROUP) }).click({ timeout: STEP_MS });
+    await seeMessage(bob, groupHello, STEP_MS);
+    log("alice created a group with bob, who accepted and read her message");
+
     // Layouts: desktop (1280x800) and phone (375x812).
     await alice.getByRole("list", { name: "Servers" }).getByRole("button", { name: new RegExp(`^${SERVER_NAME}`) }).click();
     await alice.getByRole("navigation", { name: `Channels of ${SERVER_NAME}` }).getByRole("button", { name: CHANNEL, exact: true }).click();

@@ -44,6 +44,18 @@ describe("room actions", () => {
     ]);
   });
 
+  it("creates a group: a named private room outside any server, its people invited", async () => {
+    const { session, calls } = await sessionWith(() => json(200, { room_id: "!g:hs.test" }));
+    expect(await session.createGroup("Weekend", ["@bob:hs.test", "@carol:other.org"])).toBe("!g:hs.test");
+    expect(calls).toEqual([
+      {
+        method: "POST",
+        path: "/_matrix/client/v3/createRoom",
+        body: { name: "Weekend", preset: "private_chat", visibility: "private", invite: ["@bob:hs.test", "@carol:other.org"] },
+      },
+    ]);
+  });
+
   it("explains a refusal for lack of power", async () => {
     const { session } = await sessionWith(() => json(403, { errcode: "M_FORBIDDEN", error: "You don't have permission" }));
     const error = await session.renameRoom("!r:hs.test", "x").catch((e: unknown) => e);

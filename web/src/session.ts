@@ -490,6 +490,17 @@ export class ChatSession {
     await this.api.sendState(roomId, "m.room.name", "", { name });
   }
 
+  /** A group: a private room outside any server, with its first people invited at once. */
+  async createGroup(name: string, invite: string[]): Promise<string> {
+    const { room_id: roomId } = await this.api.createRoom({
+      name,
+      preset: "private_chat",
+      visibility: "private",
+      invite,
+    });
+    return roomId;
+  }
+
   /** A direct chat: a private room with the other user invited, recorded in m.direct. */
   async startDirectChat(userId: string): Promise<string> {
     const { room_id: roomId } = await this.api.createRoom({

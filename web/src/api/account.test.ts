@@ -13,6 +13,7 @@ import {
   isUserId,
   listDevices,
   parseUserId,
+  parseUserIds,
   renameDevice,
   setAvatarUrl,
   setDisplayName,
@@ -46,6 +47,15 @@ describe("user IDs", () => {
     expect(parseUserId("bob:", "hs")).toBeUndefined();
     expect(parseUserId("  ", "hs")).toBeUndefined();
     expect(parseUserId("bo b", "hs")).toBeUndefined();
+  });
+
+  it("reads a list of people separated by commas or spaces, once each", () => {
+    expect(parseUserIds(" bob, @carol:other.org  dave,bob ", "hs")).toEqual({
+      userIds: ["@bob:hs", "@carol:other.org", "@dave:hs"],
+      invalid: [],
+    });
+    expect(parseUserIds("bob, eve:, @:x", "hs")).toEqual({ userIds: ["@bob:hs"], invalid: ["eve:", "@:x"] });
+    expect(parseUserIds("  ", "hs")).toEqual({ userIds: [], invalid: [] });
   });
 });
 

@@ -29,6 +29,19 @@ export function parseUserId(input: string, ownServer: string): string | undefine
   return isUserId(candidate) ? candidate : undefined;
 }
 
+/** A list of people typed in one field (separated by commas or spaces): their user IDs, and
+ *  what could not be read as one. */
+export function parseUserIds(input: string, ownServer: string): { userIds: string[]; invalid: string[] } {
+  const userIds: string[] = [];
+  const invalid: string[] = [];
+  for (const part of input.split(/[\s,]+/).filter(Boolean)) {
+    const userId = parseUserId(part, ownServer);
+    if (userId === undefined) invalid.push(part);
+    else if (!userIds.includes(userId)) userIds.push(userId);
+  }
+  return { userIds, invalid };
+}
+
 // -- invites --------------------------------------------------------------------------------------
 
 export async function inviteUser(api: MatrixApi, roomId: string, userId: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import type { ChatSession } from "../session";
 import type { MemberRecord } from "../store/schema";
-import { CreateChannelDialog, CreateServerDialog, DirectMessageDialog, JoinDialog } from "./Dialogs";
+import { CreateChannelDialog, CreateServerDialog, DirectMessageDialog, GroupDialog, JoinDialog } from "./Dialogs";
 import { FriendsView } from "./Friends";
 import { InviteDialog } from "./InviteDialog";
 import { LeaveRoomDialog, LeaveServerDialog, RenameDialog } from "./RoomActions";
@@ -32,6 +32,7 @@ type DialogKind =
   | "createChannel"
   | "join"
   | "direct"
+  | "group"
   | "inviteServer"
   | "inviteRoom"
   | "settings"
@@ -263,6 +264,7 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
           onSelectRoom={selectRoom}
           onCreateChannel={() => setDialog("createChannel")}
           onNewDirect={() => setDialog("direct")}
+          onNewGroup={() => setDialog("group")}
           onInvite={() => setDialog("inviteServer")}
           onRenameServer={() => setDialog("renameServer")}
           onLeaveServer={() => setDialog("leaveServer")}
@@ -348,6 +350,9 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
       )}
       {dialog === "direct" && (
         <DirectMessageDialog session={session} onClose={() => setDialog(undefined)} onDone={(id) => opened(id, true)} />
+      )}
+      {dialog === "group" && (
+        <GroupDialog session={session} onClose={() => setDialog(undefined)} onDone={(id) => opened(id, true)} />
       )}
       {dialog === "inviteServer" && spaceRecord && (
         <InviteDialog

@@ -1,4 +1,5 @@
 import { useId, useState } from "react";
+import { parseUserId, parseUserIds } from "../api/account";
 import type { ChatSession } from "../session";
 import { useAction } from "./hooks";
 import { Modal } from "./Modal";
@@ -133,7 +134,8 @@ export function DirectMessageDialog({ session, onClose, onDone }: { session: Cha
       onClose={onClose}
       onSubmit={() =>
         void run(async () => {
-          const target = userId.trim().includes(":") ? userId.trim() : `@${userId.trim().replace(/^@/, "")}:${session.serverName}`;
+          const target = parseUserId(userId, session.serverName);
+          if (!target) throw new Error(`Enter a user ID like @name:${session.serverName}`);
           onDone(await session.startDirectChat(target));
         })
       }
@@ -149,6 +151,48 @@ export function DirectMessageDialog({ session, onClose, onDone }: { session: Cha
         value={userId}
         onChange={(e) => setUserId(e.target.value)}
       />
+    </Modal>
+  );
+}
+
+/** A group: a named room outside any server, with the people typed invited. */
+export function GroupDialog({ session, onClose, onDone }: { session: ChatSession; onClose: () => void; onDone: Done }) {
+  const [name, setName] = useState("");
+  const [people, setPeople] = useState("");
+  const { busy, error, run } = useAction();
+  const id = useId();
+  return (
+    <Modal
+      title="New group"
+      submitLabel="Create group"
+      busy={busy}
+      error={error}
+      onClose={onClose}
+      onSubmit={() =>
+        void run(async () => {
+          const { userIds, invalid } = parseUserIds(people, session.serverName);
+          if (invalid.length > 0) {
+            throw new Error(`Not a user ID: ${invalid.join(", ")} (write them like @name:${session.serverName})`);
+          }
+          onDone(await session.createGroup(name.trim(), userIds));
+        })
+      }
+    >
+      <label htmlFor={`${id}-name`}>Group name</label>
+      <input id={`${id}-name`} required autoFocus maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />
+      <label htmlFor={`${id}-people`}>People to invite</label>
+      <input
+        id={`${id}-people`}
+        autoCapitalize="none"
+        spellCheck={false}
+        aria-describedby={`${id}-people-hint`}
+        placeholder={`@alice:${session.serverName}, @bob:${session.serverName}`}
+        value={people}
+        onChange={(e) => setPeople(e.target.value)}
+      />
+      <p className="hint" id={`${id}-people-hint`}>
+        User IDs separated by commas or spaces; you can invite more later.
+      </p>
     </Modal>
   );
 }

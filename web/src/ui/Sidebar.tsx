@@ -108,6 +108,7 @@ interface ChannelListProps {
   onSelectRoom: (roomId: string) => void;
   onCreateChannel: () => void;
   onNewDirect: () => void;
+  onNewGroup: () => void;
   /** Invite people to the open server (its space). */
   onInvite: () => void;
   onRenameServer: () => void;
@@ -204,12 +205,15 @@ export function ChannelList(props: ChannelListProps) {
               </h3>
               <ul>{sidebar.directs.map((room) => entry(room, "@"))}</ul>
             </section>
-            {sidebar.homeRooms.length > 0 && (
-              <section aria-label="Rooms">
-                <h3>Rooms</h3>
-                <ul>{sidebar.homeRooms.map((room) => entry(room, "#"))}</ul>
-              </section>
-            )}
+            <section aria-label="Groups">
+              <h3>
+                Groups
+                <button type="button" className="icon" aria-label="New group" title="New group" onClick={props.onNewGroup}>
+                  +
+                </button>
+              </h3>
+              <ul>{sidebar.homeRooms.map((room) => entry(room, "#"))}</ul>
+            </section>
           </>
         )}
       </nav>
