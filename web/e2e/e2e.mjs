@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { encodePng } from "../scripts/png.mjs";
-import { PushService, deliverToWorker, fakePushManager } from "./pushService.mjs";
+import { PushService, WorkerPushes, fakePushManager } from "./pushService.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.HOMESERVER_URL ?? "").replace(/\/+$/, "");
@@ -460,8 +460,8 @@ async function main() {
     await leaveChannel.getByRole("button", { name: "Leave", exact: true }).click();
     await leaveChannel.waitFor({ state: "detached", timeout: STEP_MS });
     const notJoined = bob.getByRole("region", { name: "Channels you have not joined" });
+    // Joining from that list opens the channel once /sync has brought it.
     await notJoined.getByRole("button", { name: new RegExp(RENAMED) }).click({ timeout: STEP_MS });
-    await bobChannels.getByRole("button", { name: new RegExp(`^${RENAMED}`) }).click({ timeout: STEP_MS });
     await bob.getByRole("heading", { name: `#${RENAMED}`, level: 1 }).waitFor({ timeout: STEP_MS });
     log("bob left the channel alone and joined it again");
 
@@ -532,26 +532,44 @@ async function notificationsReachAlice(alice, bob, pushService) {
   await eventually(() => pushService.received.some((p) => p.json.ack_token), "the validation push arrives");
   const validation = pushService.received.find((p) => p.json.ack_token);
   check(validation.json.app_id, `the validation push names the app: ${validation.text}`);
-  await deliverToWorker(alice, BASE, validation.text);
-
-  const pinged = `a ping for alice's notifications ${run}`;
-  await send(bob, pinged);
-  const pushedOf = () => pushService.received.find((p) => p.json.content?.body === pinged);
-  await eventually(() => pushedOf() !== undefined, "bob's message is pushed to alice (the pusher was acknowledged)", LIVE_MS);
-  const pushed = pushedOf();
-  check(pushed.json.sender === `@${BOB.user}:${await serverNameOf(alice)}`, `the push names bob: ${pushed.text}`);
-  await deliverToWorker(alice, BASE, pushed.text);
+  const worker = await WorkerPushes.open(alice, BASE);
   let shown;
-  await eventually(async () => {
-    const notifications = await alice.evaluate(async () => {
-      const registration = await navigator.serviceWorker.ready;
-      return (await registration.getNotifications()).map((n) => ({ title: n.title, body: n.body, data: n.data }));
-    });
-    shown = notifications.find((n) => n.body === pinged);
-    return shown !== undefined;
-  }, "the service worker shows the notification");
-  check(shown.title === `${BOB.user} in ${CHANNEL}`, `the notification's title: ${shown.title}`);
-  check(shown.data === pushed.json.room_id, `the notification opens the room: ${JSON.stringify(shown)}`);
+  let pinged;
+  try {
+    await worker.deliver(validation.text);
+    pinged = `a ping for alice's notifications ${run}`;
+    await send(bob, pinged);
+    const pushedOf = () => pushService.received.find((p) => p.json.content?.body === pinged);
+    await eventually(() => pushedOf() !== undefined, "bob's message is pushed to alice (the pusher was acknowledged)", LIVE_MS);
+    const pushed = pushedOf();
+    check(pushed.json.sender === `@${BOB.user}:${await serverNameOf(alice)}`, `the push names bob: ${pushed.text}`);
+    await worker.deliver(pushed.text);
+    await eventually(async () => {
+      const notifications = await alice.evaluate(async () => {
+        const registration = await navigator.serviceWorker.ready;
+        return (await registration.getNotifications()).map((n) => ({ title: n.title, body: n.body, data: n.data }));
+      });
+      shown = notifications.find((n) => n.body === pinged);
+      return shown !== undefined;
+    }, "the service worker shows the notification");
+    check(shown.title === `${BOB.user} in ${CHANNEL}`, `the notification's title: ${shown.title}`);
+    check(shown.data === pushed.json.room_id, `the notification opens the room: ${JSON.stringify(shown)}`);
+  } finally {
+    await worker.close();
+  }
+  // A click with no window open opens /#/room/<id> (sw.js): that page shows the notified
+  // channel, not the one last looked at (alice moves to #general first).
+  const channels = alice.getByRole("navigation", { name: `Channels of ${SERVER_NAME}` });
+  await channels.getByRole("button", { name: "general", exact: true }).click();
+  await alice.getByRole("heading", { name: "#general", level: 1 }).waitFor({ timeout: STEP_MS });
+  const opened = await alice.context().newPage();
+  await opened.goto(`${BASE}/#/room/${encodeURIComponent(shown.data)}`);
+  await opened.getByRole("heading", { name: `#${CHANNEL}`, level: 1 }).waitFor({ timeout: STEP_MS });
+  await seeMessage(opened, pinged, STEP_MS);
+  await opened.close();
+  await channels.getByRole("button", { name: CHANNEL, exact: true }).click();
+  await alice.getByRole("heading", { name: `#${CHANNEL}`, level: 1 }).waitFor({ timeout: STEP_MS });
+  await seeMessage(alice, pinged, STEP_MS);
   check(pushService.problems.length === 0, `pushes that were not right: ${pushService.problems.join("; ")}`);
 }
 

@@ -123,10 +123,14 @@ export function fakePushManager({ endpoint, p256dh, auth }) {
   };
 }
 
-/** Delivers `text` as a push message to the page's service worker (DevTools protocol). */
-export async function deliverToWorker(page, origin, text) {
-  const cdp = await page.context().newCDPSession(page);
-  try {
+/**
+ * Delivers push messages to a page's service worker (DevTools protocol), as the browser would
+ * after its push service handed them over. The session stays attached until close(): detached
+ * right after a delivery, the push could be dropped while the worker was still starting.
+ */
+export class WorkerPushes {
+  static async open(page, origin) {
+    const cdp = await page.context().newCDPSession(page);
     const registrations = new Map();
     cdp.on("ServiceWorker.workerRegistrationUpdated", (event) => {
       for (const r of event.registrations) registrations.set(r.registrationId, r);
@@ -135,11 +139,30 @@ export async function deliverToWorker(page, origin, text) {
     const deadline = Date.now() + 10_000;
     let registration;
     while (!(registration = [...registrations.values()].find((r) => !r.isDeleted && r.scopeURL.startsWith(origin)))) {
-      if (Date.now() > deadline) throw new Error(`no service worker registration for ${origin}`);
+      if (Date.now() > deadline) {
+        await cdp.detach().catch(() => undefined);
+        throw new Error(`no service worker registration for ${origin}`);
+      }
       await new Promise((done) => setTimeout(done, 50));
     }
-    await cdp.send("ServiceWorker.deliverPushMessage", { origin, registrationId: registration.registrationId, data: text });
-  } finally {
-    await cdp.detach().catch(() => undefined);
+    return new WorkerPushes(cdp, origin, registration.registrationId);
+  }
+
+  constructor(cdp, origin, registrationId) {
+    this.cdp = cdp;
+    this.origin = origin;
+    this.registrationId = registrationId;
+  }
+
+  async deliver(text) {
+    await this.cdp.send("ServiceWorker.deliverPushMessage", {
+      origin: this.origin,
+      registrationId: this.registrationId,
+      data: text,
+    });
+  }
+
+  async close() {
+    await this.cdp.detach().catch(() => undefined);
   }
 }

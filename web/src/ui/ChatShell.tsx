@@ -265,6 +265,7 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
           onCreateChannel={() => setDialog("createChannel")}
           onNewDirect={() => setDialog("direct")}
           onNewGroup={() => setDialog("group")}
+          onJoinedChannel={(id) => opened(id)}
           onInvite={() => setDialog("inviteServer")}
           onRenameServer={() => setDialog("renameServer")}
           onLeaveServer={() => setDialog("leaveServer")}

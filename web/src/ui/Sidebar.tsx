@@ -106,6 +106,8 @@ interface ChannelListProps {
   selectedRoom: string | undefined;
   online: boolean;
   onSelectRoom: (roomId: string) => void;
+  /** A channel joined from the list of those we are not in: open it once /sync has it. */
+  onJoinedChannel: (roomId: string) => void;
   onCreateChannel: () => void;
   onNewDirect: () => void;
   onNewGroup: () => void;
@@ -169,7 +171,7 @@ export function ChannelList(props: ChannelListProps) {
         {space ? (
           <>
             <ul>{channelsOf(space, rooms).map((room) => entry(room, "#"))}</ul>
-            <UnjoinedChannels session={session} space={space} rooms={rooms} online={props.online} />
+            <UnjoinedChannels session={session} space={space} rooms={rooms} online={props.online} onJoined={props.onJoinedChannel} />
           </>
         ) : (
           <>
@@ -234,7 +236,13 @@ export function ChannelList(props: ChannelListProps) {
 }
 
 /** Channels the space lists that we are not in (asked of the server, so only when online). */
-function UnjoinedChannels({ session, space, rooms, online }: { session: ChatSession; space: RoomRecord; rooms: RoomRecord[]; online: boolean }) {
+function UnjoinedChannels({ session, space, rooms, online, onJoined }: {
+  session: ChatSession;
+  space: RoomRecord;
+  rooms: RoomRecord[];
+  online: boolean;
+  onJoined: (roomId: string) => void;
+}) {
   const [children, setChildren] = useState<SpaceChildInfo[]>([]);
   const [joining, setJoining] = useState<string>();
   const childCount = Object.keys(space.children).length;
@@ -264,7 +272,11 @@ function UnjoinedChannels({ session, space, rooms, online }: { session: ChatSess
               disabled={joining === room.room_id}
               onClick={() => {
                 setJoining(room.room_id);
-                void session.joinRoom(room.room_id, via).finally(() => setJoining(undefined));
+                void session
+                  .joinRoom(room.room_id, via)
+                  .then(() => onJoined(room.room_id))
+                  .catch(() => undefined) // still listed: the user may try again
+                  .finally(() => setJoining(undefined));
               }}
             >
               <span className="channel-prefix" aria-hidden="true">
