@@ -293,17 +293,20 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
           <h1 className="chat-title">{room ? title : showFriends ? "Friends" : "Chat"}</h1>
           {invitable && (
             <button type="button" className="text-action" aria-label="Invite people to this room" title="Invite people to this room" onClick={() => setDialog("inviteRoom")}>
-              Invite
+              <Icon name="invite" />
+              <span className="action-text">Invite</span>
             </button>
           )}
           {joinedRoom && !dmUser && (
             <button type="button" className="text-action" aria-label={`Rename this ${roomKind}`} title={`Rename this ${roomKind}`} onClick={() => setDialog("renameRoom")}>
-              Rename
+              <Icon name="edit" />
+              <span className="action-text">Rename</span>
             </button>
           )}
           {joinedRoom && (
             <button type="button" className="text-action" aria-label={`Leave this ${roomKind}`} title={`Leave this ${roomKind}`} onClick={() => setDialog("leaveRoom")}>
-              Leave
+              <Icon name="leave" />
+              <span className="action-text">Leave</span>
             </button>
           )}
           <StatusIndicator status={status} browserOnline={browserOnline} pending={data?.pending ?? 0} />

@@ -13,6 +13,7 @@ const PATHS = {
   attach: "M16 7v9a4 4 0 0 1-8 0V6a2.5 2.5 0 0 1 5 0v9a1 1 0 0 1-2 0V8",
   file: "M6 3h8l4 4v14H6zM14 3v4h4M9 13h6M9 17h6",
   mail: "M3 6h18v12H3zM3 6l9 7 9-7",
+  invite: "M15 20a6 6 0 0 0-12 0M9 12a4 4 0 1 0 0-8a4 4 0 0 0 0 8zM19 8v6M16 11h6",
 } as const;
 
 export type IconName = keyof typeof PATHS;
