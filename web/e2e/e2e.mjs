@@ -157,6 +157,12 @@ async function main() {
   try {
     const desktop = { viewport: { width: 1280, height: 800 } };
     const aliceContext = await browser.newContext(desktop);
+    // What goes wrong in alice's service worker fails the test like a page error.
+    aliceContext.on("serviceworker", (worker) =>
+      worker.on("console", (message) => {
+        if (message.type() === "error") problems.push(`alice's service worker: ${message.text()}`);
+      }),
+    );
     if (pushService) {
       await aliceContext.addInitScript(fakePushManager, pushService.subscription);
       await aliceContext.grantPermissions(["notifications"], { origin: BASE });
@@ -543,15 +549,25 @@ async function notificationsReachAlice(alice, bob, pushService) {
     await eventually(() => pushedOf() !== undefined, "bob's message is pushed to alice (the pusher was acknowledged)", LIVE_MS);
     const pushed = pushedOf();
     check(pushed.json.sender === `@${BOB.user}:${await serverNameOf(alice)}`, `the push names bob: ${pushed.text}`);
-    await worker.deliver(pushed.text);
-    await eventually(async () => {
+    const findShown = async () => {
       const notifications = await alice.evaluate(async () => {
         const registration = await navigator.serviceWorker.ready;
         return (await registration.getNotifications()).map((n) => ({ title: n.title, body: n.body, data: n.data }));
       });
       shown = notifications.find((n) => n.body === pinged);
       return shown !== undefined;
-    }, "the service worker shows the notification");
+    };
+    await worker.deliver(pushed.text);
+    // A push handed to the worker through DevTools is, rarely (about 1 run in 20), not
+    // dispatched at all; a push service redelivers what the browser did not take, so the
+    // stand-in does too, once, and says so.
+    const firstTry = await eventually(findShown, "", 5_000).then(() => true, () => false);
+    if (!firstTry) {
+      timings.pushRedeliveries = (timings.pushRedeliveries ?? 0) + 1;
+      log("the message push was not shown within 5 s: delivering it to the worker again");
+      await worker.deliver(pushed.text);
+      await eventually(findShown, "the service worker shows the notification");
+    }
     check(shown.title === `${BOB.user} in ${CHANNEL}`, `the notification's title: ${shown.title}`);
     check(shown.data === pushed.json.room_id, `the notification opens the room: ${JSON.stringify(shown)}`);
   } finally {
