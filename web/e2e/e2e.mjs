@@ -481,6 +481,19 @@ async function main() {
     await bob.getByRole("list", { name: "Servers" }).getByRole("button", { name: new RegExp(`^${SERVER_NAME}`) }).waitFor({ state: "detached", timeout: STEP_MS });
     log("bob left the server and its channels");
 
+    // Tabs share the store: logging out in one logs out the other.
+    const bobTab2 = await bobContext.newPage();
+    bobTab2.on("pageerror", (error) => problems.push(`bob's second tab: page error: ${error.message}`));
+    await bobTab2.goto(BASE + "/");
+    await bobTab2.getByRole("button", { name: "Create a server" }).waitFor({ timeout: STEP_MS });
+    await bob.getByRole("button", { name: "Log out" }).click();
+    await bob.getByLabel("Username").waitFor({ timeout: STEP_MS });
+    await bobTab2.getByLabel("Username").waitFor({ timeout: STEP_MS });
+    // And logging in in one logs in the other, which has no other way to learn of it.
+    await logIn(bob, BOB);
+    await bobTab2.getByRole("button", { name: "Create a server" }).waitFor({ timeout: STEP_MS });
+    log("bob logged out, then in, in one tab and the other tab followed");
+
     check(problems.length === 0, `no uncaught errors in the pages:\n${problems.join("\n")}`);
   } catch (error) {
     for (const [index, context] of browser.contexts().entries()) {

@@ -125,8 +125,7 @@ export function fakePushManager({ endpoint, p256dh, auth }) {
 
 /**
  * Delivers push messages to a page's service worker (DevTools protocol), as the browser would
- * after its push service handed them over. The session stays attached until close(): detached
- * right after a delivery, the push could be dropped while the worker was still starting.
+ * after its push service handed them over; one session for all of a test's deliveries.
  */
 export class WorkerPushes {
   static async open(page, origin) {

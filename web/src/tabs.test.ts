@@ -49,7 +49,7 @@ async function openTab(name: string): Promise<Store> {
   return store;
 }
 
-/** A tab of ME on store `name`; /sync takes a little while, as a long poll would. */
+/** A tab of ME on store `name`, with the paths it requested. */
 async function chatTab(name: string, server: FakeHomeserver, locks: LocksLike) {
   const store = await openTab(name);
   // The paths this tab asked for.
@@ -66,10 +66,16 @@ async function chatTab(name: string, server: FakeHomeserver, locks: LocksLike) {
   return { store, session, statuses, requested };
 }
 
-function slowSync(server: FakeHomeserver): void {
+/** Two tabs of ME on one store, one server (whose /sync takes a little while, as a long poll
+ *  would) and one lock manager; neither started. */
+async function twoTabs() {
+  const name = freshDbName();
+  const server = new FakeHomeserver();
   server.onRequest = async (request) => {
     if (request.path.endsWith("/sync")) await new Promise((resolve) => setTimeout(resolve, 20));
   };
+  const locks = new FakeLocks();
+  return { server, first: await chatTab(name, server, locks), second: await chatTab(name, server, locks) };
 }
 
 describe("tabs", () => {
@@ -95,15 +101,10 @@ describe("tabs", () => {
   });
 
   it("lets one tab sync; a message written in another is sent once, by the leader", async () => {
-    const name = freshDbName();
-    const server = new FakeHomeserver();
-    slowSync(server);
-    const locks = new FakeLocks();
-    const leader = await chatTab(name, server, locks);
+    const { server, first: leader, second: follower } = await twoTabs();
     leader.session.start();
     await until(() => leader.session.status === "online");
 
-    const follower = await chatTab(name, server, locks);
     follower.session.start();
     // The follower asked for the leader's state instead of syncing itself.
     await until(() => follower.statuses.includes("online"));
@@ -120,12 +121,7 @@ describe("tabs", () => {
   });
 
   it("hands the lead to a waiting tab when the leading tab stops", async () => {
-    const name = freshDbName();
-    const server = new FakeHomeserver();
-    slowSync(server);
-    const locks = new FakeLocks();
-    const first = await chatTab(name, server, locks);
-    const second = await chatTab(name, server, locks);
+    const { first, second } = await twoTabs();
     first.session.start();
     second.session.start();
     await until(() => first.session.status === "online");

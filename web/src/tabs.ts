@@ -14,7 +14,7 @@ export type TabMessage =
   | { type: "status"; status: SyncStatus }
   | { type: "askStatus" };
 
-/** The part of BroadcastChannel used here (so tests can pass their own). */
+/** The part of BroadcastChannel used here. */
 export interface ChannelLike {
   postMessage(message: unknown): void;
   addEventListener(type: "message", listener: (event: { data: unknown }) => void): void;

@@ -80,7 +80,7 @@ export class Store {
 
   static async open(
     name = DEFAULT_DB_NAME,
-    options: { timelineLimit?: number; tabs?: TabBus } = {},
+    options: { timelineLimit?: number } = {},
   ): Promise<Store> {
     const db = await openDB<MatrixDB>(name, DB_VERSION, {
       upgrade(db, oldVersion) {
@@ -105,7 +105,7 @@ export class Store {
       db,
       name,
       options.timelineLimit ?? DEFAULT_TIMELINE_LIMIT,
-      options.tabs ?? TabBus.forStore(name),
+      TabBus.forStore(name),
     );
   }
 

@@ -1,4 +1,5 @@
 import { useEffect, useState } from "react";
+import type { Session } from "../api/client";
 import { ChatSession } from "../session";
 import { Store } from "../store/store";
 import { AuthScreen } from "./AuthScreen";
@@ -9,6 +10,8 @@ type Phase =
   | { kind: "broken"; message: string }
   | { kind: "signedOut"; store: Store; notice?: string }
   | { kind: "signedIn"; store: Store; session: ChatSession };
+
+const signedIn = (store: Store, saved: Session): Phase => ({ kind: "signedIn", store, session: new ChatSession(store, saved) });
 
 /** Opens the store, then shows the saved session (before any network) or the auth screen. */
 export function App() {
@@ -22,7 +25,7 @@ export function App() {
         if (!live) return;
         setPhase(
           saved
-            ? { kind: "signedIn", store, session: new ChatSession(store, saved) }
+            ? signedIn(store, saved)
             : { kind: "signedOut", store },
         );
       })
@@ -36,17 +39,17 @@ export function App() {
 
   // Another tab logged in or out: this one follows (they share the store).
   const store = phase.kind === "signedIn" || phase.kind === "signedOut" ? phase.store : undefined;
-  const signedIn = phase.kind === "signedIn";
+  const isSignedIn = phase.kind === "signedIn";
   useEffect(() => {
     if (!store) return;
     return store.subscribe((kind, fromOtherTab) => {
       if (kind !== "session" || !fromOtherTab) return;
       void store.getSession().then((saved) => {
-        if (saved && !signedIn) setPhase({ kind: "signedIn", store, session: new ChatSession(store, saved) });
-        if (!saved && signedIn) setPhase({ kind: "signedOut", store });
+        if (saved && !isSignedIn) setPhase(signedIn(store, saved));
+        if (!saved && isSignedIn) setPhase({ kind: "signedOut", store });
       });
     });
-  }, [store, signedIn]);
+  }, [store, isSignedIn]);
 
   const session = phase.kind === "signedIn" ? phase.session : undefined;
   useEffect(() => {
@@ -83,9 +86,7 @@ export function App() {
         <AuthScreen
           store={phase.store}
           notice={phase.notice}
-          onSession={(saved) =>
-            setPhase({ kind: "signedIn", store: phase.store, session: new ChatSession(phase.store, saved) })
-          }
+          onSession={(saved) => setPhase(signedIn(phase.store, saved))}
         />
       );
     case "signedIn":

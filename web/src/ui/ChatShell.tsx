@@ -25,7 +25,7 @@ import { roomFromHash } from "./route";
 import { RoomView } from "./RoomView";
 import { ChannelList, ServerRail } from "./Sidebar";
 import { StatusIndicator } from "./StatusIndicator";
-import { Icon } from "./Icon";
+import { Icon, type IconName } from "./Icon";
 
 type DialogKind =
   | "createServer"
@@ -292,22 +292,13 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
           )}
           <h1 className="chat-title">{room ? title : showFriends ? "Friends" : "Chat"}</h1>
           {invitable && (
-            <button type="button" className="text-action" aria-label="Invite people to this room" title="Invite people to this room" onClick={() => setDialog("inviteRoom")}>
-              <Icon name="invite" />
-              <span className="action-text">Invite</span>
-            </button>
+            <HeaderAction icon="invite" text="Invite" label="Invite people to this room" onClick={() => setDialog("inviteRoom")} />
           )}
           {joinedRoom && !dmUser && (
-            <button type="button" className="text-action" aria-label={`Rename this ${roomKind}`} title={`Rename this ${roomKind}`} onClick={() => setDialog("renameRoom")}>
-              <Icon name="edit" />
-              <span className="action-text">Rename</span>
-            </button>
+            <HeaderAction icon="edit" text="Rename" label={`Rename this ${roomKind}`} onClick={() => setDialog("renameRoom")} />
           )}
           {joinedRoom && (
-            <button type="button" className="text-action" aria-label={`Leave this ${roomKind}`} title={`Leave this ${roomKind}`} onClick={() => setDialog("leaveRoom")}>
-              <Icon name="leave" />
-              <span className="action-text">Leave</span>
-            </button>
+            <HeaderAction icon="leave" text="Leave" label={`Leave this ${roomKind}`} onClick={() => setDialog("leaveRoom")} />
           )}
           <StatusIndicator status={status} browserOnline={browserOnline} pending={data?.pending ?? 0} />
         </header>
@@ -416,5 +407,15 @@ export function ChatShell({ session, onLoggedOut }: { session: ChatSession; onLo
         />
       )}
     </div>
+  );
+}
+
+/** A room header button: its word on wide screens, its icon on phones; the label always. */
+function HeaderAction({ icon, text, label, onClick }: { icon: IconName; text: string; label: string; onClick: () => void }) {
+  return (
+    <button type="button" className="text-action" aria-label={label} title={label} onClick={onClick}>
+      <Icon name={icon} />
+      <span className="action-text">{text}</span>
+    </button>
   );
 }

@@ -238,7 +238,6 @@ function Timeline({ session, roomId, title, me, stored, outbox, members, online,
  *  and are next in the Tab order); the first press picks the newest. */
 function moveBetweenMessages(event: KeyboardEvent<HTMLDivElement>): void {
   if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
-  if (event.target instanceof HTMLTextAreaElement || event.target instanceof HTMLInputElement) return;
   const messages = [...event.currentTarget.querySelectorAll<HTMLElement>("li.message")];
   if (messages.length === 0) return;
   const current = messages.findIndex((li) => li.contains(document.activeElement));
